@@ -1,0 +1,158 @@
+"""Settings for liveaudio.
+
+Everything a deployment changes comes from ``LIVEAUDIO_*`` environment variables; the defaults
+are the embedded mode: SQLite, the in-memory channel layer, one process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("LIVEAUDIO_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = os.environ.get("LIVEAUDIO_DEBUG", "0") == "1"
+SECRET_KEY = os.environ.get(
+    "LIVEAUDIO_SECRET_KEY", "dev-only-insecure-key-set-LIVEAUDIO_SECRET_KEY-in-production"
+)
+ALLOWED_HOSTS = _env_list("LIVEAUDIO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "rooms",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "liveaudio.urls"
+ASGI_APPLICATION = "liveaudio.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, object]:
+    url = os.environ.get("LIVEAUDIO_DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parsed = urlparse(url)
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.path.lstrip("/"),
+            "USER": parsed.username or "",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": 0,
+        }
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("LIVEAUDIO_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+        # Several sockets write at once: take the write lock at BEGIN (no upgrade deadlocks),
+        # wait for it rather than failing, and let readers go on beside the writer.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": os.environ.get("LIVEAUDIO_SQLITE_TEST_PATH") or None},
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+_redis_url = os.environ.get("LIVEAUDIO_REDIS_URL", "")
+if _redis_url:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [_redis_url],
+                "prefix": os.environ.get("LIVEAUDIO_REDIS_PREFIX", "liveaudio"),
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "lobby"
+LOGOUT_REDIRECT_URL = "lobby"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Set for `collectstatic` in production; WhiteNoise serves from the finders otherwise.
+STATIC_ROOT = os.environ.get("LIVEAUDIO_STATIC_ROOT") or None
+# Serve straight from the finders: the two README commands need no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# The room page frames nothing and is framed by nobody; the embed view sets its own
+# frame-ancestors from the app's allowed origins.
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"rooms": {"handlers": ["console"], "level": "INFO"}},
+}
+
+# --- liveaudio ------------------------------------------------------------------------------
+# The built-in app whose rooms signed-in users of this site open from the lobby.
+LIVEAUDIO_SITE_APP_ID = 1
+# A disconnected user keeps their seat this long, so a page reload does not lose it.
+LIVEAUDIO_SEAT_GRACE_SECONDS = float(os.environ.get("LIVEAUDIO_SEAT_GRACE_SECONDS", "30"))
+# Lifetime of the tokens the server mints for its own pages.
+LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS = 6 * 3600
+LIVEAUDIO_MESSAGE_MAX_CHARS = 1000
+LIVEAUDIO_HISTORY_MESSAGES = 50
+# Per-connection flood guard: at most this many socket messages in any 10 s window.
+LIVEAUDIO_SOCKET_MESSAGES_PER_10S = int(os.environ.get("LIVEAUDIO_SOCKET_MESSAGES_PER_10S", "60"))
+LIVEAUDIO_SOCKET_MAX_BYTES = 16 * 1024

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from rooms.models import App, Room
+from rooms.services import room_create
+from rooms.tokens import token_mint
+
+DEMO_APP_ID = 1234567
+DEMO_ROOM_ID = "demo"
+
+
+class Command(BaseCommand):
+    help = "Create the demo user, app and room (idempotent) and print where to open them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: object, **options: object) -> None:
+        base = str(options["base_url"]).rstrip("/")
+        user_model = get_user_model()
+        demo, created = user_model.objects.get_or_create(
+            username="demo", defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            demo.set_password("demo")
+            demo.save()
+        site_app = App.objects.get(app_id=settings.LIVEAUDIO_SITE_APP_ID)
+        site_room = Room.objects.filter(app=site_app, room_id=DEMO_ROOM_ID).first()
+        if site_room is None or not site_room.is_live:
+            Room.objects.filter(app=site_app, room_id=DEMO_ROOM_ID).delete()
+            room_create(
+                app=site_app, room_id=DEMO_ROOM_ID, title="Demo room", created_by=f"site-{demo.pk}"
+            )
+        app, _ = App.objects.get_or_create(
+            app_id=DEMO_APP_ID, defaults={"name": "Demo integrator", "test_mode": True}
+        )
+        if not Room.objects.filter(app=app, room_id=DEMO_ROOM_ID, ended_at__isnull=True).exists():
+            Room.objects.filter(app=app, room_id=DEMO_ROOM_ID).delete()
+            room_create(app=app, room_id=DEMO_ROOM_ID, title="Embedded demo room")
+        guest = token_mint(
+            app=app,
+            room_id=DEMO_ROOM_ID,
+            user_id="guest-1",
+            user_name="Guest",
+            ttl_seconds=24 * 3600,
+        )
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "liveaudio is ready.",
+                    f"  Lobby:        {base}/   (sign in as demo / demo, the demo room's host)",
+                    f"  Demo room:    {base}/rooms/{DEMO_ROOM_ID}/",
+                    f"  Admin:        {base}/admin/",
+                    f"  As a guest:   {base}/embed/{DEMO_APP_ID}/{DEMO_ROOM_ID}/?"
+                    + urlencode({"token": guest}),
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,146 @@
+"""What liveaudio stores. Rules live in ``rooms.services``; constraints live here."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+
+def new_app_sign() -> str:
+    return secrets.token_hex(32)
+
+
+room_id_validator = RegexValidator(
+    r"^[A-Za-z0-9_.-]{1,64}$", "Room IDs are 1-64 letters, digits, '_', '.' or '-'."
+)
+
+
+class Role(models.TextChoices):
+    HOST = "host", "Host"
+    COHOST = "cohost", "Co-host"
+    SPEAKER = "speaker", "Speaker"
+    AUDIENCE = "audience", "Audience"
+
+
+class App(models.Model):
+    app_id = models.PositiveBigIntegerField(unique=True)
+    app_sign = models.CharField(
+        max_length=64,
+        default=new_app_sign,
+        validators=[RegexValidator(r"^[0-9a-f]{64}$", "appSign is 64 lowercase hex characters.")],
+    )
+    name = models.CharField(max_length=100)
+    allowed_origins = models.TextField(
+        blank=True, help_text="One origin per line, e.g. https://www.example.com"
+    )
+    test_mode = models.BooleanField(
+        default=False, help_text="Test apps may pass appSign to the browser; never in production."
+    )
+
+    class Meta:
+        ordering = ["app_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.app_id})"
+
+    @property
+    def origins(self) -> list[str]:
+        return [line.strip() for line in self.allowed_origins.splitlines() if line.strip()]
+
+
+class Room(models.Model):
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="rooms")
+    room_id = models.CharField(max_length=64, validators=[room_id_validator])
+    title = models.CharField(max_length=120, blank=True)
+    created_by = models.CharField(max_length=128, blank=True, help_text="user_id of the creator")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    seat_rows = models.JSONField(default=list, help_text="Seats per row, e.g. [4, 4]")
+    host_indexes = models.JSONField(default=list, help_text="Seat indexes only hosts may take")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "room_id"], name="room_id_unique_in_app"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.room_id
+
+    @property
+    def is_live(self) -> bool:
+        return self.ended_at is None
+
+    @property
+    def seat_count(self) -> int:
+        return sum(self.seat_rows)
+
+
+class Member(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members")
+    user_id = models.CharField(max_length=128)
+    user_name = models.CharField(max_length=64)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AUDIENCE)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    online = models.BooleanField(default=False)
+    mic_on = models.BooleanField(default=False)
+    banned = models.BooleanField(default=False)
+    # The socket that speaks for this member now; a second tab replaces the first.
+    channel_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["joined_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["room", "user_id"], name="one_member_per_user_per_room"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_name} ({self.user_id}) in {self.room}"
+
+
+class Seat(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="seats")
+    index = models.PositiveSmallIntegerField()
+    locked = models.BooleanField(default=False)
+    occupant = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="seats"
+    )
+
+    class Meta:
+        ordering = ["room", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "index"], name="one_seat_per_index"),
+            # A member belongs to one room, so this is "one user, at most one seat".
+            models.UniqueConstraint(
+                fields=["occupant"], condition=Q(occupant__isnull=False), name="one_seat_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"seat {self.index} of {self.room}"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    text = models.CharField(max_length=1000)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="message_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:40]

@@ -1,0 +1,62 @@
+"""The HTML renderings of room state. Templates escape everything; no HTML is built here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.template.loader import render_to_string
+
+from rooms.selectors import MessageState, RoomState
+
+
+def room_parts_html(state: RoomState) -> str:
+    """Seat grid and member list, swapped out-of-band into every page of the room."""
+    return render_to_string("rooms/partials/room_parts.html", {"state": state, "oob": True})
+
+
+def bottom_bar_html(state: RoomState, user_id: str) -> str:
+    return render_to_string(
+        "rooms/partials/bottom_bar.html", {"bar": bottom_bar_context(state, user_id), "oob": True}
+    )
+
+
+def bottom_bar_context(state: RoomState, user_id: str) -> dict:
+    me = state.member(user_id)
+    return {
+        "me": me,
+        "is_host": state.has_host_permissions(user_id),
+        "seated": bool(me and me.seat_index is not None),
+        "all_locked": all(seat.locked for row in state.rows for seat in row),
+        "live": state.live,
+    }
+
+
+def chat_html(messages: list[MessageState]) -> str:
+    return render_to_string(
+        "rooms/partials/chat_messages.html", {"messages": messages, "oob": True}
+    )
+
+
+def message_added_html(message: MessageState) -> str:
+    return render_to_string("rooms/partials/message_added.html", {"message": message})
+
+
+def message_removed_html(message_id: int) -> str:
+    return render_to_string("rooms/partials/message_removed.html", {"message_id": message_id})
+
+
+def toast_html(text: str) -> str:
+    return render_to_string("rooms/partials/toast.html", {"text": text})
+
+
+def message_json(message: MessageState) -> dict:
+    """A message as the seed's ZegoInRoomMessage: messageID, user, message, timestamp..."""
+    data = asdict(message)
+    return {
+        "messageID": data["message_id"],
+        "user": {"id": data["user_id"], "name": data["user_name"]},
+        "message": data["text"],
+        "attributes": data["attributes"],
+        "timestamp": data["timestamp"],
+        "state": "success",
+    }

@@ -1,0 +1,159 @@
+"""Reads. One ``RoomState`` feeds both renderings: the HTML partials and the JSON events."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+
+from rooms.models import Member, Message, Role, Room
+
+
+@dataclass(frozen=True)
+class SeatState:
+    index: int
+    locked: bool
+    is_host_seat: bool
+    user_id: str | None
+    user_name: str | None
+    mic_on: bool
+    online: bool
+
+
+@dataclass(frozen=True)
+class MemberState:
+    user_id: str
+    user_name: str
+    role: str
+    online: bool
+    mic_on: bool
+    seat_index: int | None
+
+
+@dataclass(frozen=True)
+class MessageState:
+    message_id: int
+    user_id: str | None
+    user_name: str
+    text: str
+    attributes: dict
+    timestamp: int  # milliseconds since the epoch, as the seed's message timestamp
+
+
+@dataclass(frozen=True)
+class RoomState:
+    app_id: int
+    room_id: str
+    title: str
+    live: bool
+    rows: list[list[SeatState]]
+    members: list[MemberState]
+
+    def member(self, user_id: str) -> MemberState | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+    def has_host_permissions(self, user_id: str) -> bool:
+        return has_host_permissions(self.member(user_id), self.members)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> RoomState:
+        return cls(
+            app_id=data["app_id"],
+            room_id=data["room_id"],
+            title=data["title"],
+            live=data["live"],
+            rows=[[SeatState(**seat) for seat in row] for row in data["rows"]],
+            members=[MemberState(**member) for member in data["members"]],
+        )
+
+
+def displayed_role(*, stored_role: str, seated: bool) -> str:
+    """Hosts and co-hosts keep their role; anyone else on a seat is a speaker."""
+    if stored_role in (Role.HOST, Role.COHOST):
+        return stored_role
+    return Role.SPEAKER if seated else Role.AUDIENCE
+
+
+def has_host_permissions(member: MemberState | None, members: list[MemberState]) -> bool:
+    """The host, or a co-host while no host is in the room."""
+    if member is None:
+        return False
+    if member.role == Role.HOST:
+        return True
+    host_present = any(m.role == Role.HOST and m.online for m in members)
+    return member.role == Role.COHOST and not host_present
+
+
+def room_state(room: Room) -> RoomState:
+    members = list(room.members.filter(banned=False))
+    seat_of = {}
+    seats = list(room.seats.select_related("occupant").order_by("index"))
+    for seat in seats:
+        if seat.occupant_id is not None:
+            seat_of[seat.occupant_id] = seat.index
+    seat_states = [
+        SeatState(
+            index=seat.index,
+            locked=seat.locked,
+            is_host_seat=seat.index in room.host_indexes,
+            user_id=seat.occupant.user_id if seat.occupant else None,
+            user_name=seat.occupant.user_name if seat.occupant else None,
+            mic_on=bool(seat.occupant and seat.occupant.mic_on),
+            online=bool(seat.occupant and seat.occupant.online),
+        )
+        for seat in seats
+    ]
+    return RoomState(
+        app_id=room.app.app_id,
+        room_id=room.room_id,
+        title=room.title or room.room_id,
+        live=room.is_live,
+        rows=_split_rows(seat_states, room.seat_rows),
+        members=[
+            MemberState(
+                user_id=m.user_id,
+                user_name=m.user_name,
+                role=displayed_role(stored_role=m.role, seated=m.pk in seat_of),
+                online=m.online,
+                mic_on=m.mic_on,
+                seat_index=seat_of.get(m.pk),
+            )
+            for m in members
+            if m.online or m.pk in seat_of
+        ],
+    )
+
+
+def _split_rows(seats: list[SeatState], counts: list[int]) -> list[list[SeatState]]:
+    rows, start = [], 0
+    for count in counts:
+        rows.append(seats[start : start + count])
+        start += count
+    return rows
+
+
+def message_state(message: Message) -> MessageState:
+    sender: Member | None = message.sender
+    return MessageState(
+        message_id=message.pk,
+        user_id=sender.user_id if sender else None,
+        user_name=sender.user_name if sender else "System",
+        text=message.text,
+        attributes=message.attributes,
+        timestamp=int(message.created_at.timestamp() * 1000),
+    )
+
+
+def recent_messages(room: Room, limit: int | None = None) -> list[MessageState]:
+    limit = limit or settings.LIVEAUDIO_HISTORY_MESSAGES
+    newest = room.messages.filter(deleted=False).select_related("sender").order_by("-pk")[:limit]
+    return [message_state(m) for m in reversed(list(newest))]
+
+
+def live_rooms(app_id: int) -> list[Room]:
+    return list(
+        Room.objects.filter(app__app_id=app_id, ended_at__isnull=True).select_related("app")
+    )

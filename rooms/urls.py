@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from rooms import views
+
+urlpatterns = [
+    path("", views.lobby, name="lobby"),
+    path("rooms/new/", views.room_create_view, name="room_create"),
+    path("rooms/<str:room_id>/", views.room_page, name="room_page"),
+    path("embed/<int:app_id>/<str:room_id>/", views.embed_page, name="embed_page"),
+    path("accounts/signup/", views.signup, name="signup"),
+]

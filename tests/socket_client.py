@@ -1,0 +1,132 @@
+"""A test participant on the real room consumer, through Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+
+from liveaudio.asgi import application
+from rooms.models import Room
+from rooms.tokens import token_mint
+
+ORIGIN = (b"origin", b"http://localhost")
+TIMEOUT = 5
+
+
+def socket_path(room: Room, token: str | None) -> str:
+    query = f"?token={token}" if token is not None else ""
+    return f"/ws/rooms/{room.app.app_id}/{room.room_id}/{query}"
+
+
+class Participant:
+    """Keeps every frame; tests wait for the JSON frame or HTML they expect."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.json: list[dict] = []
+        self.html: list[str] = []
+        self.closed_code: int | None = None
+        self._html_cursor = 0  # HTML frames before this one were already matched
+
+    @classmethod
+    async def join(
+        cls,
+        room: Room,
+        user_id: str,
+        *,
+        user_name: str | None = None,
+        role: str | None = None,
+        token: str | None = None,
+        expect_welcome: bool = True,
+    ) -> Participant:
+        if token is None:
+            token = await _mint(room, user_id, user_name or user_id.title(), role)
+        communicator = WebsocketCommunicator(
+            application, socket_path(room, token), headers=[ORIGIN]
+        )
+        connected, _ = await communicator.connect(timeout=TIMEOUT)
+        assert connected
+        participant = cls(communicator)
+        if expect_welcome:
+            await participant.wait_for("room.joined")
+        return participant
+
+    async def send(self, action: str, **args: Any) -> None:
+        await self.communicator.send_json_to({"action": action, **args})
+
+    async def request(self, action: str, **args: Any) -> dict:
+        """Send an action with a requestID; return its reply or error frame."""
+        request_id = f"r{id(args)}-{len(self.json)}"
+        await self.communicator.send_json_to({"action": action, "requestID": request_id, **args})
+        return await self.wait_for(lambda f: f.get("requestID") == request_id)
+
+    async def wait_for(self, match: Any, timeout: float = TIMEOUT) -> dict:
+        """The next JSON frame of a type (str) or matching a predicate; earlier ones are kept."""
+        predicate = match if callable(match) else (lambda f: f.get("type") == match)
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self._next_json()
+                if predicate(frame):
+                    return frame
+
+    async def wait_for_html(self, fragment: str, timeout: float = TIMEOUT) -> str:
+        """The next HTML frame holding ``fragment``, including frames already received."""
+        for position in range(self._html_cursor, len(self.html)):
+            if fragment in self.html[position]:
+                self._html_cursor = position + 1
+                return self.html[position]
+        async with asyncio.timeout(timeout):
+            while True:
+                output = await self.communicator.receive_output(timeout)
+                if output["type"] == "websocket.close":
+                    self.closed_code = output.get("code")
+                    raise AssertionError(f"socket closed ({self.closed_code}) before {fragment!r}")
+                text = output.get("text", "")
+                if text.startswith("{"):
+                    self.json.append(json.loads(text))
+                else:
+                    self.html.append(text)
+                    if fragment in text:
+                        self._html_cursor = len(self.html)
+                        return text
+
+    async def wait_closed(self, timeout: float = TIMEOUT) -> int:
+        async with asyncio.timeout(timeout):
+            while self.closed_code is None:
+                await self._next_json()
+        return self.closed_code
+
+    async def _next_json(self) -> dict:
+        while True:
+            output = await self.communicator.receive_output(TIMEOUT)
+            if output["type"] == "websocket.close":
+                self.closed_code = output.get("code")
+                return {"type": "__closed__", "code": self.closed_code}
+            text = output.get("text", "")
+            if text.startswith("{"):
+                frame = json.loads(text)
+                self.json.append(frame)
+                return frame
+            self.html.append(text)
+
+    async def nothing_more(self, timeout: float = 0.3) -> bool:
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def leave(self) -> None:
+        await self.communicator.disconnect()
+
+
+async def _mint(room: Room, user_id: str, user_name: str, role: str | None) -> str:
+    from channels.db import database_sync_to_async
+
+    @database_sync_to_async
+    def mint() -> str:
+        fresh = Room.objects.select_related("app").get(pk=room.pk)
+        return token_mint(
+            app=fresh.app, room_id=fresh.room_id, user_id=user_id, user_name=user_name, role=role
+        )
+
+    return await mint()
