@@ -56,15 +56,27 @@ class LiveServer:
     def manage(self, *args: str) -> str:
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return done.stdout
 
     def start(self) -> None:
         self.manage("migrate", "-v0")
         self.manage("setup_demo", "--base-url", self.url)
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                  "liveaudio.asgi:application"]
+        daphne = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "liveaudio.asgi:application",
+        ]
         self.process = subprocess.Popen(
             daphne, cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
         )
@@ -93,13 +105,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in this thread while it is open, and
+# the asyncio tests of other modules need the thread to themselves.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser

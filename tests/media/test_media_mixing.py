@@ -1,0 +1,66 @@
+"""Who hears whom, with real aiortc peers on loopback and one RoomMixer."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from media_helpers import A_TONE, C_TONE, TONES, X_TONE, Room, wait_until
+
+
+async def seat_a_and_c_with_listener_b(room: Room) -> None:
+    await room.join("A", A_TONE, audible=True)
+    await room.join("B", None, audible=False)
+    await room.join("C", C_TONE, audible=True)
+    await room.wait_connected()
+    await wait_until(lambda: room.bots["B"].hears(TONES) == {A_TONE, C_TONE})
+
+
+@pytest.mark.asyncio
+async def test_speakers_hear_each_other_never_themselves_nor_inaudible_senders(room: Room) -> None:
+    await room.join("X", X_TONE, audible=False)  # a listener whose browser sends a tone
+    await room.join("D", None, audible=False)
+    await seat_a_and_c_with_listener_b(room)
+    bots = room.bots
+    await wait_until(lambda: bots["A"].hears(TONES) == {C_TONE})
+    await wait_until(lambda: bots["C"].hears(TONES) == {A_TONE})
+    await wait_until(lambda: bots["X"].hears(TONES) == {A_TONE, C_TONE})
+    # Over the last 1.5 s nobody heard the inaudible sender.
+    await wait_until(lambda: min(bot.heard_seconds() for bot in bots.values()) >= 1.5)
+    for bot in bots.values():
+        assert X_TONE not in bot.hears(TONES, seconds=1.5), bot.name
+    # A's mix, C's mix, and one mix shared by the audience B, D, X.
+    assert room.mixer.encoder_count == 3
+    assert room.mixer.stats.max_encodes_per_tick == 3
+
+
+@pytest.mark.asyncio
+async def test_unseated_speaker_goes_silent_within_a_second(room: Room) -> None:
+    await seat_a_and_c_with_listener_b(room)
+    started = time.monotonic()
+    room.mixer.set_audible("A", False)
+    await wait_until(lambda: A_TONE not in room.bots["B"].hears(TONES, seconds=0.3), 1.0)
+    assert time.monotonic() - started < 1.0
+    assert C_TONE in room.bots["B"].hears(TONES, seconds=0.3)
+
+
+@pytest.mark.asyncio
+async def test_local_mute_removes_a_speaker_for_that_listener_only(room: Room) -> None:
+    await seat_a_and_c_with_listener_b(room)
+    room.mixer.set_local_mutes("B", {"C"})
+    await wait_until(lambda: room.bots["B"].hears(TONES, seconds=0.3) == {A_TONE})
+    assert room.bots["A"].hears(TONES, seconds=0.3) == {C_TONE}
+    room.mixer.set_local_mutes("B", set())
+    await wait_until(lambda: room.bots["B"].hears(TONES, seconds=0.3) == {A_TONE, C_TONE})
+
+
+@pytest.mark.asyncio
+async def test_server_adds_little_latency_and_no_loss_on_loopback(room: Room) -> None:
+    await seat_a_and_c_with_listener_b(room)
+    stats = await room.bots["B"].receive_stats()
+    assert stats.packets_received > 0
+    assert stats.packets_lost == 0
+    queued = sorted(room.mixer.stats.queued_latency)
+    assert queued, "no mixed packet carried a source arrival time"
+    # Playout target is 40 ms; the median must stay near it, not aiortc's 80+ ms.
+    assert queued[len(queued) // 2] < 0.065
