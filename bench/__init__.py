@@ -1,0 +1,1 @@
+"""Benchmarks and test participants for liveaudio (not imported by the server)."""

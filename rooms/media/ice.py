@@ -1,0 +1,69 @@
+"""ICE configuration: which addresses the server offers, which ICE servers it uses.
+
+aioice 0.13 gathers host candidates through the module-level function
+`aioice.ice.get_host_addresses`, and that function skips 127.0.0.1. Tests, CI and
+a single-machine setup must keep all traffic on loopback, so we replace that
+function rather than rely on whatever interfaces the machine happens to have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer
+
+LOOPBACK = "127.0.0.1"
+
+_original_get_host_addresses: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
+
+
+def restrict_host_candidates_to_loopback(addresses: Sequence[str] = (LOOPBACK,)) -> None:
+    """Make every ICE agent in this process gather host candidates on `addresses` only.
+
+    Process-wide on purpose: aiortc builds its aioice `Connection`s internally, so
+    there is no per-connection hook. Calling it twice is harmless.
+    """
+    fixed = list(addresses)
+
+    def loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = loopback_host_addresses
+
+
+def restore_host_candidates() -> None:
+    """Undo `restrict_host_candidates_to_loopback` (gather on real interfaces again)."""
+    aioice.ice.get_host_addresses = _original_get_host_addresses
+
+
+def install_consent_leak_fix() -> None:
+    """Stop aioice 0.13 from leaking a consent-check task per connection closed early.
+
+    `Connection.connect()` starts the RFC 7675 consent task once its checks
+    complete, even when `close()` already ran meanwhile (a peer closed during
+    ICE). That task then loops every ~5 s forever, since nobody will cancel it.
+    The guard makes such a late task end at once. Idempotent.
+    """
+    connection = aioice.ice.Connection
+    if getattr(connection.query_consent, "_liveaudio_guard", False):
+        return
+    original = connection.query_consent
+
+    async def query_consent(self: aioice.ice.Connection) -> None:
+        if getattr(self, "_closing", False):
+            return
+        await original(self)
+
+    query_consent._liveaudio_guard = True  # type: ignore[attr-defined]
+    connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
+def rtc_configuration(ice_servers: Iterable[RTCIceServer] = ()) -> RTCConfiguration:
+    """An RTCConfiguration with an explicit ICE server list.
+
+    aiortc falls back to Google's public STUN server when `iceServers` is None, so
+    the list is always passed, empty by default: no traffic leaves the machine
+    unless the operator configures a STUN/TURN server.
+    """
+    return RTCConfiguration(iceServers=list(ice_servers))

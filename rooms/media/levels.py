@@ -1,0 +1,45 @@
+"""Speaking levels, computed with numpy instead of aiortc's per-sample Python loop."""
+
+from __future__ import annotations
+
+import math
+
+import aiortc.rtp
+import numpy as np
+from av import AudioFrame
+
+FULL_SCALE = 32767.0
+MIN_DBOV = -127
+
+
+def rms_level(pcm: np.ndarray) -> float:
+    """RMS of int16 PCM scaled to 0..1 (1 = full-scale square wave)."""
+    if pcm.size == 0:
+        return 0.0
+    samples = pcm.astype(np.float32)
+    return float(np.sqrt(np.mean(samples * samples))) / FULL_SCALE
+
+
+def level_to_dbov(level: float) -> int:
+    """RFC 6465 audio level in dBov (0 loudest, -127 silence)."""
+    if level <= 0.0:
+        return MIN_DBOV
+    return round(min(0.0, max(float(MIN_DBOV), 20.0 * math.log10(level))))
+
+
+def frame_dbov(frame: AudioFrame) -> int:
+    """Drop-in replacement for `aiortc.rtp.compute_audio_level_dbov`."""
+    pcm = np.frombuffer(bytes(frame.planes[0]), dtype=np.int16)
+    return level_to_dbov(rms_level(pcm))
+
+
+def install_fast_audio_level() -> None:
+    """Replace aiortc's pure-Python RFC 6465 level computation with `frame_dbov`.
+
+    aiortc's RTCRtpSender runs it on every *raw* AudioFrame it encodes (our bots'
+    outbound tone; the server sends pre-encoded packets and never reaches it). The
+    original loops over samples in Python and costs about a quarter of a core.
+    The receiving side never computes levels in aiortc 1.16; our mixer computes
+    them from the decoded PCM it already has (see `rms_level`).
+    """
+    aiortc.rtp.compute_audio_level_dbov = frame_dbov

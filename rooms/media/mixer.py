@@ -1,0 +1,306 @@
+"""RoomMixer: the 20 ms clock that mixes a room's audible sources for each listener.
+
+Who hears what is decided by two inputs from the Django side: which
+participants are audible (seated and unmuted) and which seats each listener has
+muted locally. A listener's *mix key* is the set of audible sources it hears;
+listeners with the same key share one Opus encoder and receive the very same
+`av.Packet` objects, so a room of 1000 listeners and 4 speakers encodes about
+5 mixes per tick (one per speaker, who never hears themself, plus the audience).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import av
+import numpy as np
+
+from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
+from .levels import rms_level
+from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack
+from .playout import PlayoutFrame
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = FRAME_SAMPLES / 48000
+LATE_SECONDS = 0.005  # a tick starting this late counts as late
+RESYNC_TICKS = 5  # further behind than this: skip ahead instead of bursting
+LEVELS_EVERY_TICKS = 6  # ~8 level reports per second
+FULL_SCALE = 32767.0
+LIMITER_KNEE = 0.7 * FULL_SCALE
+
+MixKey = frozenset[str]
+LevelsCallback = Callable[[dict[str, float]], None]
+
+
+class FrameSource(Protocol):
+    """What the mixer needs from an inbound stream (a `PlayoutBuffer`)."""
+
+    def pull(self) -> PlayoutFrame | None: ...
+
+    def clear(self) -> None: ...
+
+
+@dataclass
+class MixerStats:
+    """Counters for tests, benchmarks and the admin: all cumulative."""
+
+    ticks: int = 0
+    late_ticks: int = 0
+    resyncs: int = 0
+    encodes: int = 0
+    encodes_last_tick: int = 0
+    max_encodes_per_tick: int = 0
+    tick_seconds: float = 0.0  # wall time spent inside tick(); ~CPU, single thread
+    max_tick_seconds: float = 0.0
+    # Server-added latency: packet arrival -> mix containing it queued / sent.
+    queued_latency: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    sent_latency: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+
+
+@dataclass
+class _Mix:
+    encoder: av.CodecContext
+    listeners: list[str]
+
+
+def soft_limit(mix: np.ndarray) -> np.ndarray:
+    """Float mix -> int16 without wrap-around: linear below the knee, tanh above.
+
+    A per-sample soft clipper rather than a gain-riding limiter: it costs nothing
+    when the sum stays below the knee, which is the normal case in a voice room.
+    """
+    peak = float(np.max(np.abs(mix))) if mix.size else 0.0
+    if peak <= LIMITER_KNEE:
+        return mix.astype(np.int16)
+    headroom = FULL_SCALE - LIMITER_KNEE
+    magnitude = np.abs(mix)
+    over = magnitude > LIMITER_KNEE
+    magnitude[over] = LIMITER_KNEE + headroom * np.tanh((magnitude[over] - LIMITER_KNEE) / headroom)
+    return (np.sign(mix) * magnitude).astype(np.int16)
+
+
+class RoomMixer:
+    """One per room. Drive it with `start()` / `await stop()`, or call `tick()`."""
+
+    def __init__(
+        self,
+        *,
+        on_levels: LevelsCallback | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        bitrate: int = 32000,
+    ) -> None:
+        self.stats = MixerStats()
+        self.levels: dict[str, float] = {}
+        self._on_levels = on_levels
+        self._max_queued = max_queued
+        self._bitrate = bitrate
+        self._tracks: dict[str, MixedAudioTrack] = {}
+        self._sources: dict[str, FrameSource] = {}
+        self._audible: set[str] = set()
+        self._local_mutes: dict[str, frozenset[str]] = {}
+        self._mixes: dict[MixKey, _Mix] = {}
+        self._groups_dirty = True
+        self._level_peaks: dict[str, float] = {}
+        self._tick_index = 0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- membership and rules (called by the consumer) -------------------------
+
+    def add_participant(self, pid: str) -> MixedAudioTrack:
+        """Register a participant and return the track carrying its mix."""
+        if pid in self._tracks:
+            return self._tracks[pid]
+        track = MixedAudioTrack(max_queued=self._max_queued, on_sent=self._record_sent)
+        self._tracks[pid] = track
+        self._groups_dirty = True
+        return track
+
+    def attach_source(self, pid: str, source: FrameSource) -> None:
+        """Connect a participant's inbound audio (its playout buffer)."""
+        self._sources[pid] = source
+
+    def remove_participant(self, pid: str, *, track: MixedAudioTrack | None = None) -> None:
+        """Forget a participant; its track ends. Audible/mute settings are kept
+        so a reconnecting participant keeps its seat state.
+
+        With `track`, only if that is still the participant's track: a peer that
+        was replaced by a reconnection must not remove its successor.
+        """
+        if track is not None and self._tracks.get(pid) is not track:
+            return
+        track = self._tracks.pop(pid, None)
+        self._sources.pop(pid, None)
+        self._level_peaks.pop(pid, None)
+        if track is not None:
+            track.stop()
+        self._groups_dirty = True
+
+    def set_audible(self, pid: str, audible: bool) -> None:
+        """Only audible participants (seated and unmuted) are ever mixed."""
+        if audible:
+            self._audible.add(pid)
+        else:
+            self._audible.discard(pid)
+        self._groups_dirty = True
+
+    def set_local_mutes(self, pid: str, muted: Iterable[str]) -> None:
+        """Sources this listener muted for itself only."""
+        self._local_mutes[pid] = frozenset(muted)
+        self._groups_dirty = True
+
+    def mix_key_for(self, pid: str) -> MixKey:
+        """The audible sources `pid` hears: never itself, never what it muted."""
+        mutes = self._local_mutes.get(pid, frozenset())
+        return frozenset(
+            s for s in self._audible if s in self._tracks and s != pid and s not in mutes
+        )
+
+    @property
+    def encoder_count(self) -> int:
+        return len(self._mixes)
+
+    @property
+    def participants(self) -> list[str]:
+        return list(self._tracks)
+
+    # -- clock ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="RoomMixer.clock")
+
+    async def stop(self) -> None:
+        """Stop the clock and end every participant's track."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for pid in list(self._tracks):
+            self.remove_participant(pid)
+        self._mixes.clear()
+
+    async def _run(self) -> None:
+        """Tick on absolute deadlines so the clock never drifts from wall time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += TICK_SECONDS
+            delay = deadline - loop.time()
+            await asyncio.sleep(max(0.0, delay))
+            lateness = loop.time() - deadline
+            if lateness > LATE_SECONDS:
+                self.stats.late_ticks += 1
+            if lateness > RESYNC_TICKS * TICK_SECONDS:
+                self.stats.resyncs += 1
+                deadline = loop.time()  # stalled: skip ahead rather than burst
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("mixer tick failed")
+
+    # -- one tick --------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Pull a frame per audible source, mix each distinct key once, fan out."""
+        started = time.perf_counter()
+        self._tick_index += 1
+        pts = self._tick_index * FRAME_SAMPLES
+        frames = self._pull_frames()
+        self._update_levels(frames)
+        if self._groups_dirty:
+            self._regroup()
+        for key, mix in self._mixes.items():
+            self._send_mix(key, mix, frames, pts)
+        self._count_tick(len(self._mixes), time.perf_counter() - started)
+
+    def _pull_frames(self) -> dict[str, PlayoutFrame]:
+        frames: dict[str, PlayoutFrame] = {}
+        for pid, source in self._sources.items():
+            if pid not in self._audible:
+                source.clear()  # whatever it sends is never heard, nor kept
+                continue
+            frame = source.pull()
+            if frame is not None:
+                frames[pid] = frame
+        return frames
+
+    def _regroup(self) -> None:
+        """Recompute who shares which mix; keep encoders of mixes that still exist."""
+        groups: dict[MixKey, list[str]] = {}
+        for pid in self._tracks:
+            groups.setdefault(self.mix_key_for(pid), []).append(pid)
+        old = self._mixes
+        self._mixes = {
+            key: _Mix(
+                encoder=old[key].encoder if key in old else new_opus_encoder(self._bitrate),
+                listeners=listeners,
+            )
+            for key, listeners in groups.items()
+        }
+        self._groups_dirty = False
+
+    def _send_mix(self, key: MixKey, mix: _Mix, frames: dict[str, PlayoutFrame], pts: int) -> None:
+        heard = [frames[s] for s in key if s in frames]
+        pcm = self._sum(heard)
+        packets = mix.encoder.encode(pcm_frame(pcm, pts))
+        self.stats.encodes += 1
+        arrivals = [f.arrival for f in heard if f.arrival is not None]
+        arrival = min(arrivals) if arrivals else None
+        now = time.monotonic()
+        for packet in packets:
+            # One timeline for every mix, so a listener moving between mixes
+            # (someone unmutes) keeps continuous RTP timestamps.
+            packet.pts = pts
+            packet.time_base = TIME_BASE
+            for pid in mix.listeners:
+                self._tracks[pid].put(packet, arrival)
+            if arrival is not None:
+                self.stats.queued_latency.append(now - arrival)
+
+    @staticmethod
+    def _sum(heard: list[PlayoutFrame]) -> np.ndarray:
+        if not heard:
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        if len(heard) == 1:
+            return heard[0].pcm
+        total = heard[0].pcm.astype(np.float32)
+        for frame in heard[1:]:
+            total += frame.pcm
+        return soft_limit(total)
+
+    def _update_levels(self, frames: dict[str, PlayoutFrame]) -> None:
+        for pid, frame in frames.items():
+            level = rms_level(frame.pcm)
+            if level > self._level_peaks.get(pid, 0.0):
+                self._level_peaks[pid] = level
+        if self._tick_index % LEVELS_EVERY_TICKS:
+            return
+        self.levels = {
+            pid: self._level_peaks.get(pid, 0.0) for pid in self._audible if pid in self._tracks
+        }
+        self._level_peaks.clear()
+        if self._on_levels is not None:
+            try:
+                self._on_levels(self.levels)
+            except Exception:
+                logger.exception("levels callback failed")
+
+    def _count_tick(self, encodes: int, seconds: float) -> None:
+        stats = self.stats
+        stats.ticks += 1
+        stats.encodes_last_tick = encodes
+        stats.max_encodes_per_tick = max(stats.max_encodes_per_tick, encodes)
+        stats.tick_seconds += seconds
+        stats.max_tick_seconds = max(stats.max_tick_seconds, seconds)
+
+    def _record_sent(self, latency: float) -> None:
+        self.stats.sent_latency.append(latency)

@@ -1,0 +1,48 @@
+"""Taking raw Opus packets out of aiortc's RTCRtpReceiver.
+
+Options considered (aiortc 1.16):
+- read `RemoteStreamTrack.recv()`: already decoded, but through aiortc's
+  JitterBuffer (80 ms prefetch, and a loss costs +200 ms for good);
+- override `RTCRtpReceiver._handle_rtp_packet`: we would have to re-implement
+  its RTCP statistics, RTX unwrapping and SSRC bookkeeping;
+- **replace the receiver's jitter buffer** (chosen): `_handle_rtp_packet` does all
+  that bookkeeping, depayloads, then hands each packet to
+  `self.__jitter_buffer.add(packet)` and decodes only what that returns. A
+  stand-in whose `add()` forwards the packet to our `PlayoutBuffer` and returns
+  "no frame" keeps every bit of aiortc's RTP/RTCP handling, and aiortc's decoder
+  thread simply never gets work. It touches one name-mangled attribute, so
+  `tap_receiver` checks it exists and fails loudly if aiortc renames it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+
+from .playout import PlayoutBuffer
+
+_JITTER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+
+
+class PlayoutTap:
+    """Stands in for aiortc's JitterBuffer and feeds a `PlayoutBuffer` instead."""
+
+    def __init__(self, playout: PlayoutBuffer) -> None:
+        self.playout = playout
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        """aiortc's JitterBuffer API: (send a PLI?, complete frame to decode)."""
+        if packet.payload:
+            self.playout.push(packet.payload, packet.timestamp, time.monotonic())
+        return False, None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, playout: PlayoutBuffer) -> PlayoutTap:
+    """Route `receiver`'s inbound RTP to `playout`; call before media flows."""
+    if not hasattr(receiver, _JITTER_BUFFER_ATTR):
+        raise RuntimeError("aiortc's RTCRtpReceiver changed: no jitter buffer to replace")
+    tap = PlayoutTap(playout)
+    setattr(receiver, _JITTER_BUFFER_ATTR, tap)
+    return tap
