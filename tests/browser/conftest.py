@@ -3,19 +3,13 @@ Playwright. Nothing is mocked: pages, sockets and the database are the product's
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import LiveServer
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root
@@ -30,71 +24,6 @@ CHROMIUM_ARGS = [
     "--allow-loopback-in-peer-connection",
 ]
 expect.set_options(timeout=10_000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "LIVEAUDIO_VAR_DIR": str(workdir),
-            "LIVEAUDIO_SQLITE_PATH": str(workdir / "db.sqlite3"),
-            "LIVEAUDIO_ALLOWED_HOSTS": "127.0.0.1",
-            "LIVEAUDIO_SEAT_GRACE_SECONDS": "2",
-            "DJANGO_SETTINGS_MODULE": "liveaudio.settings",
-        }
-        self.log = workdir / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout
-
-    def start(self) -> None:
-        self.manage("migrate", "-v0")
-        self.manage("setup_demo", "--base-url", self.url)
-        daphne = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "liveaudio.asgi:application",
-        ]
-        self.process = subprocess.Popen(
-            daphne, cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server died:\n{self.log.read_text()}")
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.1)  # polling for the port, not waiting on behaviour
-        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="session")

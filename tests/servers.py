@@ -1,0 +1,88 @@
+"""The product's real server, daphne, in a subprocess: for browser and scale-out tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """One daphne process. ``env`` overrides settings (database, channel layer...)."""
+
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LIVEAUDIO_VAR_DIR": str(workdir),
+            "LIVEAUDIO_SQLITE_PATH": str(workdir / "db.sqlite3"),
+            "LIVEAUDIO_ALLOWED_HOSTS": "127.0.0.1",
+            "LIVEAUDIO_SEAT_GRACE_SECONDS": "2",
+            "DJANGO_SETTINGS_MODULE": "liveaudio.settings",
+            **(env or {}),
+        }
+        self.log = workdir / f"server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    def start(self, *, set_up: bool = True) -> None:
+        if set_up:
+            self.manage("migrate", "-v0")
+            self.manage("setup_demo", "--base-url", self.url)
+        daphne = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "liveaudio.asgi:application",
+        ]
+        self.process = subprocess.Popen(
+            daphne, cwd=ROOT, env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server died:\n{self.log.read_text()}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)  # polling for the port, not waiting on behaviour
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                # daphne waits for open application tasks (Redis receive loops) on SIGTERM.
+                self.process.kill()
+                self.process.wait(5)
