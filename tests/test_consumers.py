@@ -385,3 +385,24 @@ async def test_concurrent_takes_of_one_seat_seat_exactly_one() -> None:
     assert await db(Seat.objects.filter(room=room, occupant__isnull=False).count)() == 1
     for p in people:
         await p.leave()
+
+
+async def test_a_disconnect_mid_change_leaves_the_room_consistent() -> None:
+    room = await make_room()
+    watcher = await Participant.join(room, "w")
+    quitter = await Participant.join(room, "q")
+    await quitter.send("seat.take", index=4)
+    await quitter.send("message.send", message="bye")
+    await quitter.leave()  # gone before the answers
+    left = await watcher.wait_for(
+        lambda f: (
+            f.get("type") == "room.update" and {"type": "onUserLeft", "userID": "q"} in f["events"]
+        )
+    )
+    assert "q" not in {m["user_id"] for m in left["state"]["members"] if m["online"]}
+    # Whatever got applied was applied whole, and the room still works for everyone else.
+    assert await seat_occupant(room, 4) in {None, "q"}
+    assert await db(Message.objects.filter(text="bye").count)() in {0, 1}
+    assert (await watcher.request("seat.take", index=4))["type"] in {"reply", "error"}
+    assert (await watcher.request("message.send", message="still here"))["ok"]
+    await watcher.leave()
