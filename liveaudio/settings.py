@@ -6,6 +6,7 @@ are the embedded mode: SQLite, the in-memory channel layer, one process.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -156,3 +157,13 @@ LIVEAUDIO_HISTORY_MESSAGES = 50
 # Per-connection flood guard: at most this many socket messages in any 10 s window.
 LIVEAUDIO_SOCKET_MESSAGES_PER_10S = int(os.environ.get("LIVEAUDIO_SOCKET_MESSAGES_PER_10S", "60"))
 LIVEAUDIO_SOCKET_MAX_BYTES = 16 * 1024
+
+# --- media (WebRTC) -------------------------------------------------------------------------
+# STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:
+# LIVEAUDIO_ICE_SERVERS='[{"urls": "turn:turn.example.com", "username": "u", "credential": "p"}]'
+LIVEAUDIO_ICE_SERVERS = json.loads(os.environ.get("LIVEAUDIO_ICE_SERVERS", "[]"))
+# Tests and benchmarks keep every media path on loopback: the server offers only 127.0.0.1.
+LIVEAUDIO_ICE_LOOPBACK_ONLY = os.environ.get("LIVEAUDIO_ICE_LOOPBACK_ONLY", "0") == "1"
+# A peer that has not connected by then is closed and cleaned up.
+LIVEAUDIO_MEDIA_CONNECT_TIMEOUT = float(os.environ.get("LIVEAUDIO_MEDIA_CONNECT_TIMEOUT", "15"))
+LIVEAUDIO_SDP_MAX_CHARS = 12_000  # within LIVEAUDIO_SOCKET_MAX_BYTES

@@ -21,8 +21,10 @@ from django.conf import settings
 
 from rooms import rendering, services
 from rooms.events import room_group, send_session_replaced
+from rooms.media import MediaError
 from rooms.models import App, Member, Room
 from rooms.protocol import Command, ProtocolError, parse_command
+from rooms.rtc import audible_user_ids, media_hub
 from rooms.selectors import RoomState, recent_messages, room_state
 from rooms.tokens import TokenError, token_verify
 
@@ -44,6 +46,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     member: Member | None = None
     room: Room | None = None
     user_id: str = ""
+    local_mutes: frozenset[str] = frozenset()
+    _unsubscribe_levels: Callable[[], None] | None = None
+    _levels_were_silent = True
 
     async def connect(self) -> None:
         # Accept first: a refusal is then a close code and a readable error event,
@@ -74,15 +79,24 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.member, self.user_id = joined.member, claims.user_id
         if joined.replaced_channel:
             await database_sync_to_async(send_session_replaced)(joined.replaced_channel)
+        hub = media_hub()
+        hub.cancel_release(room.pk, self.user_id)  # back within the grace period: same peer
+        self._unsubscribe_levels = hub.subscribe_levels(room.pk, self._on_levels)
         await self._send_welcome()
 
     async def disconnect(self, code: int) -> None:
         if self.room is None:
             return
         await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        if self._unsubscribe_levels is not None:
+            self._unsubscribe_levels()
         if self.member is not None:
             await database_sync_to_async(services.member_disconnect)(
                 member=self.member, channel_name=self.channel_name
+            )
+            # The audio goes on while the socket reconnects; the peer closes with the seat.
+            media_hub().release_later(
+                self.room.pk, self.user_id, settings.LIVEAUDIO_SEAT_GRACE_SECONDS
             )
             task = asyncio.create_task(_release_after_grace(self.room))
             _grace_tasks.add(task)
@@ -120,8 +134,45 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._recent.append(now)
 
     async def _dispatch(self, command: Command) -> Any:
+        media_handler = self._media_handlers().get(command.action)
+        if media_handler is not None:
+            return await media_handler(**command.args)
         handler = self._handlers()[command.action]
         return await database_sync_to_async(handler)(**command.args)
+
+    def _media_handlers(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "rtc.offer": self._rtc_offer,
+            "seat.muteLocally": self._mute_seat_locally,
+            "seat.muteLocallyByUserID": self._mute_user_locally,
+        }
+
+    async def _rtc_offer(self, sdp: str) -> dict:
+        if len(sdp) > settings.LIVEAUDIO_SDP_MAX_CHARS:
+            raise ProtocolError("The offer is too large.")
+        hub = media_hub()
+        try:
+            answer = await hub.offer(self.room.pk, self.user_id, sdp)
+        except MediaError as exc:
+            raise services.ServiceError(f"media_{exc.code}", exc.message) from exc
+        state = await database_sync_to_async(room_state)(self.room)
+        hub.set_audible(self.room.pk, audible_user_ids(state))
+        hub.set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
+        return {"type": "answer", "sdp": answer}
+
+    async def _mute_seat_locally(self, targetIndex: int, muted: bool = True) -> dict:  # noqa: N803
+        user_id = await database_sync_to_async(services.seat_user_id)(
+            room=self.room, index=targetIndex
+        )
+        if user_id is None:
+            raise services.ServiceError("seat_empty", f"Nobody is on seat {targetIndex}.")
+        return await self._mute_user_locally(user_id, muted)
+
+    async def _mute_user_locally(self, userID: str, muted: bool = True) -> dict:  # noqa: N803
+        """Only what this user hears changes; nothing is stored, nobody else is told."""
+        self.local_mutes = self.local_mutes | {userID} if muted else self.local_mutes - {userID}
+        media_hub().set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
+        return {"mutedUserIDs": sorted(self.local_mutes)}
 
     def _handlers(self) -> dict[str, Callable[..., Any]]:
         member, room = self.member, self.room
@@ -147,6 +198,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
             "microphone.turnOn": lambda isOn: services.microphone_turn_on(
                 member=member, is_on=isOn
             ),
+            "seat.host.mute": lambda targetIndex, muted=True: {
+                "userID": services.seat_host_mute(
+                    room=room, actor=member, index=targetIndex, muted=muted
+                )
+            },
             "message.send": lambda message, attributes=None: {
                 "messageID": services.message_send(
                     member=member, text=message, attributes=attributes
@@ -158,6 +214,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def room_update(self, event: dict) -> None:
         state = RoomState.from_json(event["state"])
+        media_hub().set_audible(self.room.pk, audible_user_ids(state))
         await self.send(text_data=event["html"] + rendering.bottom_bar_html(state, self._uid()))
         await self._send_json(
             {"type": "room.update", "state": event["state"], "events": event["events"]}
@@ -168,11 +225,23 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._send_json(event["event"])
 
     async def room_ended(self, event: dict) -> None:
+        self.member = None  # everyone is already offline in the database
+        await media_hub().release(self.room.pk, self.user_id)
         await self._end(event["reason"], "The room has ended.", CLOSE_ROOM_ENDED)
 
     async def member_removed(self, event: dict) -> None:
         self.member = None  # already offline in the database; nothing to release
+        await media_hub().release(self.room.pk, self.user_id)
         await self._end(event["reason"], "You were removed from the room.", CLOSE_KICKED)
+
+    def _on_levels(self, levels: dict[str, float]) -> None:
+        """Called on the mixer clock (~8/s): never block it; skip frames of steady silence."""
+        silent = not any(levels.values())
+        if silent and self._levels_were_silent:
+            return
+        self._levels_were_silent = silent
+        frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
+        asyncio.ensure_future(self._send_json(frame))
 
     async def session_replaced(self, event: dict) -> None:
         self.member = None  # the newer tab owns the member now

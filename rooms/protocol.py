@@ -68,6 +68,10 @@ ACTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
     "seat.host.open": {"targetIndex": (_int, False)},
     "microphone.turnOn": {"isOn": (_bool, True)},
     "message.send": {"message": (_str, True), "attributes": (_object, False)},
+    "seat.host.mute": {"targetIndex": (_int, True), "muted": (_bool, False)},
+    "seat.muteLocally": {"targetIndex": (_int, True), "muted": (_bool, False)},
+    "seat.muteLocallyByUserID": {"userID": (_str, True), "muted": (_bool, False)},
+    "rtc.offer": {"sdp": (_str, True)},
 }
 
 

@@ -317,6 +317,47 @@ def microphone_turn_on(*, member: Member, is_on: bool) -> None:
         )
 
 
+def seat_host_mute(*, room: Room, actor: Member, index: int, muted: bool) -> str:
+    """The host turns off the microphone of the user on a seat; returns their user ID.
+
+    Turning it back on is the user's own choice (the seed's "turn on by others" asks them
+    first), so ``muted=False`` is refused here.
+    """
+    if not muted:
+        raise ServiceError("needs_consent", "Only the user can turn their own microphone back on.")
+    if not 0 <= index < room.seat_count:
+        raise ServiceError("seat_out_of_range", f"There is no seat {index} in this room.")
+    with transaction.atomic():
+        actor = _active_member(actor)
+        if actor.room_id != room.pk:
+            raise NotPermitted("You are not in this room.")
+        _require_moderator(actor)
+        seat = Seat.objects.select_related("occupant").get(room=room, index=index)
+        if seat.occupant is None:
+            raise ServiceError("seat_empty", f"Nobody is on seat {index}.")
+        Member.objects.filter(pk=seat.occupant.pk).update(mic_on=False)
+        events.on_commit_room_changed(
+            room,
+            [
+                {
+                    "type": "audioVideo.microphone.onStateChanged",
+                    "userID": seat.occupant.user_id,
+                    "isOn": False,
+                    "byHost": True,
+                }
+            ],
+        )
+        return seat.occupant.user_id
+
+
+def seat_user_id(*, room: Room, index: int) -> str | None:
+    """Who sits on a seat now (for choices that are the caller's own, like local mutes)."""
+    if not 0 <= index < room.seat_count:
+        raise ServiceError("seat_out_of_range", f"There is no seat {index} in this room.")
+    seat = Seat.objects.select_related("occupant").get(room=room, index=index)
+    return seat.occupant.user_id if seat.occupant else None
+
+
 def message_send(*, member: Member, text: str, attributes: dict | None = None) -> Message:
     text = text.strip()
     limit = settings.LIVEAUDIO_MESSAGE_MAX_CHARS

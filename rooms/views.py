@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -109,6 +110,7 @@ def _render_room(
         "socket_url": socket_url,
         "embedded": embedded,
         "message_max": settings.LIVEAUDIO_MESSAGE_MAX_CHARS,
+        "ice_servers_json": json.dumps(settings.LIVEAUDIO_ICE_SERVERS),
         "bar": {"me": None},
     }
     return render(request, "rooms/room.html", context)

@@ -32,6 +32,7 @@ class LiveServer:
             "LIVEAUDIO_SQLITE_PATH": str(workdir / "db.sqlite3"),
             "LIVEAUDIO_ALLOWED_HOSTS": "127.0.0.1",
             "LIVEAUDIO_SEAT_GRACE_SECONDS": "2",
+            "LIVEAUDIO_ICE_LOOPBACK_ONLY": "1",
             "DJANGO_SETTINGS_MODULE": "liveaudio.settings",
             **(env or {}),
         }
@@ -48,6 +49,31 @@ class LiveServer:
             check=True,
         )
         return done.stdout
+
+    def create_room(self, room_id: str, app_id: int = 1234567) -> None:
+        self.manage(
+            "shell",
+            "-c",
+            "from rooms.models import App; from rooms.services import room_create; "
+            f"room_create(app=App.objects.get(app_id={app_id}), room_id={room_id!r})",
+        )
+
+    def embed_url(
+        self, room_id: str, user_id: str, *, role: str | None = None, app_id: int = 1234567
+    ) -> str:
+        """A participant's page: the embed view with a token minted as a backend would."""
+        args = [
+            "--app-id",
+            str(app_id),
+            "--room-id",
+            room_id,
+            "--user-id",
+            user_id,
+            "--user-name",
+            user_id.title(),
+        ]
+        token = self.manage("mint_token", *args, *(["--role", role] if role else [])).strip()
+        return f"{self.url}/embed/{app_id}/{room_id}/?token={token}"
 
     def start(self, *, set_up: bool = True) -> None:
         if set_up:

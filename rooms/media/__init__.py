@@ -6,6 +6,7 @@ The Django/Channels consumer drives it; nothing here imports Django.
 from __future__ import annotations
 
 from .errors import MediaError
+from .hub import MediaHub
 from .ice import restore_host_candidates, restrict_host_candidates_to_loopback, rtc_configuration
 from .levels import install_fast_audio_level, rms_level
 from .mixer import MixerStats, RoomMixer
@@ -15,6 +16,7 @@ from .playout import PlayoutBuffer, PlayoutFrame
 
 __all__ = [
     "MediaError",
+    "MediaHub",
     "MediaPeer",
     "MixedAudioTrack",
     "MixerStats",

@@ -8,14 +8,26 @@ function rather than rely on whatever interfaces the machine happens to have.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+import aioice
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
 LOOPBACK = "127.0.0.1"
 
 _original_get_host_addresses: Callable[[bool, bool], list[str]] = aioice.ice.get_host_addresses
+_original_add_remote_candidate = aioice.ice.Connection.add_remote_candidate
+_original_request_received = aioice.ice.Connection.request_received
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # an mDNS name such as abcd.local: resolving it means multicast
+        return False
 
 
 def restrict_host_candidates_to_loopback(addresses: Sequence[str] = (LOOPBACK,)) -> None:
@@ -30,11 +42,33 @@ def restrict_host_candidates_to_loopback(addresses: Sequence[str] = (LOOPBACK,))
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = loopback_host_addresses
+    # The far end (a browser) also offers its real interfaces and mDNS names. Ignore those
+    # candidates and any check arriving from them, so no packet is ever sent anywhere but
+    # loopback: not even to this machine's own LAN address, nor an mDNS multicast query.
+    aioice.ice.Connection.add_remote_candidate = _add_loopback_remote_candidate
+    aioice.ice.Connection.request_received = _loopback_request_received
+
+
+async def _add_loopback_remote_candidate(
+    self: aioice.ice.Connection, remote_candidate: aioice.Candidate | None
+) -> None:
+    if remote_candidate is not None and not is_loopback(remote_candidate.host):
+        return
+    await _original_add_remote_candidate(self, remote_candidate)
+
+
+def _loopback_request_received(
+    self: aioice.ice.Connection, message: Any, addr: tuple[str, int], protocol: Any
+) -> None:
+    if is_loopback(addr[0]):
+        _original_request_received(self, message, addr, protocol)
 
 
 def restore_host_candidates() -> None:
     """Undo `restrict_host_candidates_to_loopback` (gather on real interfaces again)."""
     aioice.ice.get_host_addresses = _original_get_host_addresses
+    aioice.ice.Connection.add_remote_candidate = _original_add_remote_candidate
+    aioice.ice.Connection.request_received = _original_request_received
 
 
 def install_consent_leak_fix() -> None:

@@ -1,33 +1,196 @@
 // The room page's own script: what HTML and htmx cannot do alone.
 // htmx's ws extension swaps the HTML frames; this module takes the JSON frames (events for
-// the embed SDK and for scripts), keeps the connection badge true, and tidies the chat form.
+// the embed SDK and for scripts), runs the WebRTC connection to the server's mixer, shows
+// speaking levels, and keeps the connection badge true.
 
 const room = document.getElementById("room");
 const TOAST_MS = 4000;
+const ICE_GATHERING_MS = 3000;
+const MIC_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
 export const liveaudio = {
   userID: room?.dataset.userId ?? null,
   state: null,
   messages: [],
-  events: [],            // every JSON frame received, newest last (tests and the SDK read it)
+  events: [],            // every JSON frame received except levels, newest last
+  levels: {},            // userID -> 0..1, ~8 times a second while someone speaks
+  localMutes: new Set(), // userIDs this user chose not to hear
   closed: null,          // {code, reason} once the server closed the socket for good
+  pc: null,              // the RTCPeerConnection to the server
+  remoteStream: null,    // the room's mix, as this user hears it
+  mediaState: "idle",
+  request,
 };
 window.liveaudio = liveaudio;
 
+// --- the socket: requests and JSON frames ------------------------------------------------
+
+let socket = null;
+let nextRequest = 0;
+const pending = new Map();
+
+function request(action, args = {}) {
+  return new Promise((resolve, reject) => {
+    if (!socket) {
+      reject(Object.assign(new Error("Not connected to the room."), { code: "not_connected" }));
+      return;
+    }
+    const requestID = `c${++nextRequest}`;
+    pending.set(requestID, { resolve, reject });
+    socket.send(JSON.stringify({ action, requestID, ...args }));
+  });
+}
+
+function settle(frame) {
+  const waiter = frame.requestID && pending.get(frame.requestID);
+  if (!waiter) return;
+  pending.delete(frame.requestID);
+  if (frame.type === "reply") waiter.resolve(frame.data);
+  else waiter.reject(Object.assign(new Error(frame.message), { code: frame.code }));
+}
+
 function handleJSON(frame) {
+  if (frame.type === "levels") {
+    liveaudio.levels = frame.levels;
+    paintLevels();
+    return;
+  }
   liveaudio.events.push(frame);
-  if (frame.type === "room.joined") {
-    liveaudio.state = frame.state;
-    liveaudio.messages = frame.messages;
-  } else if (frame.type === "room.update") {
-    liveaudio.state = frame.state;
-  } else if (frame.type === "message.onReceived") {
-    liveaudio.messages.push(frame.message);
-  } else if (frame.type === "message.onDeleted") {
-    liveaudio.messages = liveaudio.messages.filter((m) => m.messageID !== frame.messageID);
+  switch (frame.type) {
+    case "reply":
+    case "error":
+      settle(frame);
+      break;
+    case "room.joined":
+      liveaudio.messages = frame.messages;
+    // falls through: the welcome carries the state too
+    case "room.update":
+      liveaudio.state = frame.state;
+      room?.classList.toggle("is-host", hasHostPermissions(frame.state));
+      syncMicrophone().catch((error) => console.warn("microphone:", error));
+      break;
+    case "message.onReceived":
+      liveaudio.messages.push(frame.message);
+      break;
+    case "message.onDeleted":
+      liveaudio.messages = liveaudio.messages.filter((m) => m.messageID !== frame.messageID);
+      break;
+    case "onEnded":
+      stopMedia();
+      break;
   }
   document.dispatchEvent(new CustomEvent("liveaudio:event", { detail: frame }));
 }
+
+function me(state = liveaudio.state) {
+  return state?.members.find((m) => m.user_id === liveaudio.userID) ?? null;
+}
+
+function hasHostPermissions(state) {
+  const self = me(state);
+  if (!self) return false;
+  if (self.role === "host") return true;
+  const hostHere = state.members.some((m) => m.role === "host" && m.online);
+  return self.role === "cohost" && !hostHere;
+}
+
+// --- media: one peer connection to the server --------------------------------------------
+
+let micTrack = null;
+let startingMedia = null;
+
+function startMedia() {
+  const pc = liveaudio.pc;
+  if (pc && ["new", "connecting", "connected"].includes(pc.connectionState)) return;
+  startingMedia ??= connectMedia().finally(() => { startingMedia = null; });
+}
+
+async function connectMedia() {
+  liveaudio.pc?.close();
+  const pc = new RTCPeerConnection({ iceServers: JSON.parse(room.dataset.iceServers || "[]") });
+  liveaudio.pc = pc;
+  // Always one send-recv audio transceiver: becoming a speaker is a track swap, not a
+  // renegotiation; the server simply does not mix anyone who is not on a seat.
+  pc.addTransceiver("audio", { direction: "sendrecv" });
+  pc.ontrack = (event) => playRoom(new MediaStream([event.track]));
+  pc.onconnectionstatechange = () => {
+    liveaudio.mediaState = pc.connectionState;
+    if (pc.connectionState === "failed" && liveaudio.pc === pc) startMedia(); // restart
+  };
+  liveaudio.mediaState = "connecting";
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc);
+  const answer = await request("rtc.offer", { sdp: pc.localDescription.sdp });
+  await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  if (micTrack) await pc.getTransceivers()[0].sender.replaceTrack(micTrack);
+}
+
+function gatheringComplete(pc) {
+  // The server takes the whole offer at once (no trickle), so wait for the candidates.
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, ICE_GATHERING_MS);
+  });
+}
+
+function playRoom(stream) {
+  liveaudio.remoteStream = stream;
+  // Also what makes WebAudio see the samples: a remote track reads as silence in an
+  // AudioContext unless a media element plays it too.
+  const audio = document.getElementById("room-audio");
+  audio.srcObject = stream;
+  audio.play().catch(() => document.getElementById("sound-prompt")?.removeAttribute("hidden"));
+}
+
+async function syncMicrophone() {
+  const self = me();
+  const seated = self?.seat_index !== null && self?.seat_index !== undefined;
+  if (seated && !micTrack) {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: MIC_CONSTRAINTS });
+    micTrack = stream.getAudioTracks()[0];
+    const sender = liveaudio.pc?.getTransceivers()[0]?.sender;
+    if (sender) await sender.replaceTrack(micTrack);
+  } else if (!seated && micTrack) {
+    micTrack.stop();
+    micTrack = null;
+    await liveaudio.pc?.getTransceivers()[0]?.sender.replaceTrack(null);
+  }
+  if (micTrack) micTrack.enabled = Boolean(self?.mic_on);
+}
+
+function stopMedia() {
+  micTrack?.stop();
+  micTrack = null;
+  liveaudio.pc?.close();
+  liveaudio.mediaState = "closed";
+}
+
+// --- what the seats show ------------------------------------------------------------------
+
+function paintLevels() {
+  for (const cell of document.querySelectorAll("#seats .seat-cell[data-user-id]")) {
+    const level = liveaudio.levels[cell.dataset.userId] ?? 0;
+    cell.style.setProperty("--level", Math.min(1, level * 6).toFixed(2));
+  }
+}
+
+function paintLocalMutes() {
+  for (const cell of document.querySelectorAll("#seats .seat-cell[data-user-id]")) {
+    cell.classList.toggle("muted-locally", liveaudio.localMutes.has(cell.dataset.userId));
+  }
+}
+
+async function toggleLocalMute(userID) {
+  const muted = !liveaudio.localMutes.has(userID);
+  const result = await request("seat.muteLocallyByUserID", { userID, muted });
+  liveaudio.localMutes = new Set(result.mutedUserIDs);
+  paintLocalMutes();
+}
+
+// --- htmx's socket ------------------------------------------------------------------------
 
 function setConnection(state, text) {
   const badge = document.getElementById("connection");
@@ -44,14 +207,25 @@ document.body.addEventListener("htmx:wsBeforeMessage", (event) => {
   }
 });
 
-document.body.addEventListener("htmx:wsOpen", () => setConnection("live", "live"));
+document.body.addEventListener("htmx:wsOpen", (event) => {
+  socket = event.detail.socketWrapper;
+  setConnection("live", "live");
+  // A socket that reconnects finds its peer still on the server: only start if none.
+  startMedia();
+});
 
 document.body.addEventListener("htmx:wsClose", (event) => {
+  socket = null;
+  for (const [id, waiter] of pending) {
+    waiter.reject(Object.assign(new Error("The connection closed."), { code: "not_connected" }));
+    pending.delete(id);
+  }
   const { code, reason } = event.detail.event;
   if (code >= 4000) {
     // The server said why (the last error / onEnded frame); htmx will not reconnect.
     liveaudio.closed = { code, reason };
     setConnection("closed", "disconnected");
+    stopMedia();
   } else {
     setConnection("connecting", "reconnecting…");
   }
@@ -63,8 +237,22 @@ document.body.addEventListener("htmx:wsAfterSend", (event) => {
 
 let toastTimer = null;
 document.body.addEventListener("htmx:oobAfterSwap", (event) => {
-  const toast = event.detail.target;
-  if (toast?.id !== "toast") return;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => toast.classList.remove("visible"), TOAST_MS);
+  const target = event.detail.target;
+  if (target?.id === "seats") {
+    paintLevels();
+    paintLocalMutes();
+  } else if (target?.id === "toast") {
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => target.classList.remove("visible"), TOAST_MS);
+  }
+});
+
+document.body.addEventListener("click", (event) => {
+  const localMute = event.target.closest(".seat-local-mute");
+  if (localMute) toggleLocalMute(localMute.dataset.userId).catch((e) => console.warn(e));
+  const soundPrompt = event.target.closest("#sound-prompt");
+  if (soundPrompt) {
+    document.getElementById("room-audio").play();
+    soundPrompt.hidden = true;
+  }
 });

@@ -1,0 +1,210 @@
+"""MediaHub: the media side of every room in this process.
+
+One `RoomMixer` per room with at least one peer, and one `MediaPeer` per participant, keyed
+by the participant's user ID. Peers belong to the hub, not to a socket: a socket that
+reconnects finds its peer still here, so the audio does not drop. Rules (who is audible)
+come from outside; the hub only applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+from aiortc import RTCIceServer
+
+from .mixer import RoomMixer
+from .peer import MediaPeer
+
+logger = logging.getLogger(__name__)
+
+LevelsListener = Callable[[dict[str, float]], None]
+
+
+@dataclass
+class RoomMedia:
+    mixer: RoomMixer
+    peers: dict[str, MediaPeer] = field(default_factory=dict)
+    audible: frozenset[str] = frozenset()
+    local_mutes: dict[str, frozenset[str]] = field(default_factory=dict)
+    release_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+
+class MediaHub:
+    def __init__(
+        self,
+        *,
+        ice_servers: Iterable[RTCIceServer] = (),
+        connect_timeout: float = 15.0,
+    ) -> None:
+        self._ice_servers = list(ice_servers)
+        self._connect_timeout = connect_timeout
+        self._rooms: dict[Hashable, RoomMedia] = {}
+        # Sockets listening for levels; kept apart so a room without peers has no mixer.
+        self._level_listeners: dict[Hashable, set[LevelsListener]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # -- peers -----------------------------------------------------------------------------
+
+    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
+        """Answer a participant's offer with a fresh peer; an older peer of theirs is closed.
+
+        A new offer is also how a browser restarts after ICE failed. Raises `MediaError`.
+        """
+        media = self._room(room)
+        self.cancel_release(room, user_id)
+        old = media.peers.pop(user_id, None)
+        if old is not None:
+            await old.close()
+        peer = MediaPeer(
+            user_id,
+            media.mixer,
+            ice_servers=self._ice_servers,
+            connect_timeout=self._connect_timeout,
+            on_closed=lambda closed: self._forget(room, closed),
+        )
+        media.peers[user_id] = peer
+        try:
+            answer = await peer.accept_offer(sdp)
+        except Exception:
+            media.peers.pop(user_id, None)
+            await peer.close()
+            self._drop_room_if_idle(room)
+            raise
+        media.mixer.set_audible(user_id, user_id in media.audible)
+        media.mixer.set_local_mutes(user_id, media.local_mutes.get(user_id, frozenset()))
+        return answer.sdp
+
+    async def release(self, room: Hashable, user_id: str) -> None:
+        """Close a participant's peer now (they left, were kicked, or the room ended)."""
+        media = self._rooms.get(room)
+        if media is None:
+            return
+        self.cancel_release(room, user_id)
+        media.local_mutes.pop(user_id, None)
+        peer = media.peers.pop(user_id, None)
+        if peer is not None:
+            await peer.close()
+        self._drop_room_if_idle(room)
+
+    def release_later(self, room: Hashable, user_id: str, delay: float) -> None:
+        """Close the peer after `delay` unless the participant comes back (`cancel_release`)."""
+        media = self._rooms.get(room)
+        if media is None or user_id not in media.peers:
+            return
+        self.cancel_release(room, user_id)
+        loop = asyncio.get_running_loop()
+        media.release_timers[user_id] = loop.call_later(
+            delay, lambda: self._spawn(self.release(room, user_id))
+        )
+
+    def cancel_release(self, room: Hashable, user_id: str) -> None:
+        media = self._rooms.get(room)
+        timer = media.release_timers.pop(user_id, None) if media else None
+        if timer is not None:
+            timer.cancel()
+
+    async def close_room(self, room: Hashable) -> None:
+        media = self._rooms.pop(room, None)
+        if media is None:
+            return
+        for timer in media.release_timers.values():
+            timer.cancel()
+        for peer in list(media.peers.values()):
+            await peer.close()
+        await media.mixer.stop()
+
+    async def close(self) -> None:
+        for room in list(self._rooms):
+            await self.close_room(room)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
+        """Exactly these participants are mixed; everyone else is silent, whatever they send."""
+        media = self._rooms.get(room)
+        if media is None:
+            return
+        audible = frozenset(user_ids)
+        if audible == media.audible:
+            return
+        for user_id in media.audible | audible:
+            media.mixer.set_audible(user_id, user_id in audible)
+        media.audible = audible
+
+    def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
+        """What one listener chose not to hear; nobody else's mix changes."""
+        media = self._rooms.get(room)
+        if media is None:
+            return
+        media.local_mutes[user_id] = frozenset(muted)
+        media.mixer.set_local_mutes(user_id, media.local_mutes[user_id])
+
+    # -- speaking levels ---------------------------------------------------------------------
+
+    def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
+        self._level_listeners.setdefault(room, set()).add(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._level_listeners.get(room, set())
+            listeners.discard(listener)
+            if not listeners:
+                self._level_listeners.pop(room, None)
+
+        return unsubscribe
+
+    # -- inspection (tests, benchmarks) ------------------------------------------------------
+
+    def peer(self, room: Hashable, user_id: str) -> MediaPeer | None:
+        media = self._rooms.get(room)
+        return media.peers.get(user_id) if media else None
+
+    def mixer(self, room: Hashable) -> RoomMixer | None:
+        media = self._rooms.get(room)
+        return media.mixer if media else None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "rooms": len(self._rooms),
+            "peers": sum(len(m.peers) for m in self._rooms.values()),
+            "level_listeners": sum(len(ls) for ls in self._level_listeners.values()),
+        }
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _room(self, room: Hashable) -> RoomMedia:
+        media = self._rooms.get(room)
+        if media is None:
+            media = RoomMedia(mixer=RoomMixer(on_levels=lambda levels: self._fan_out(room, levels)))
+            media.mixer.start()
+            self._rooms[room] = media
+        return media
+
+    def _fan_out(self, room: Hashable, levels: dict[str, float]) -> None:
+        for listener in list(self._level_listeners.get(room, ())):
+            try:
+                listener(levels)
+            except Exception:
+                logger.exception("levels listener failed")
+
+    def _forget(self, room: Hashable, peer: MediaPeer) -> None:
+        media = self._rooms.get(room)
+        if media is not None and media.peers.get(peer.pid) is peer:
+            del media.peers[peer.pid]
+            self.cancel_release(room, peer.pid)
+            self._drop_room_if_idle(room)
+
+    def _drop_room_if_idle(self, room: Hashable) -> None:
+        media = self._rooms.get(room)
+        if media is not None and not media.peers:
+            del self._rooms[room]
+            self._spawn(media.mixer.stop())
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)

@@ -1,0 +1,41 @@
+"""The Django side of the media plane: the process's MediaHub, built from settings, and the
+rule that decides who is heard."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aiortc import RTCIceServer
+from django.conf import settings
+
+from rooms.media import MediaHub, install_fast_audio_level, restrict_host_candidates_to_loopback
+from rooms.selectors import RoomState
+
+
+def ice_servers() -> list[RTCIceServer]:
+    return [RTCIceServer(**server) for server in settings.LIVEAUDIO_ICE_SERVERS]
+
+
+@cache
+def media_hub() -> MediaHub:
+    """One hub per process, made on first use (inside the event loop that will run it)."""
+    if settings.LIVEAUDIO_ICE_LOOPBACK_ONLY:
+        restrict_host_candidates_to_loopback()
+    install_fast_audio_level()
+    return MediaHub(
+        ice_servers=ice_servers(), connect_timeout=settings.LIVEAUDIO_MEDIA_CONNECT_TIMEOUT
+    )
+
+
+def audible_user_ids(state: RoomState) -> set[str]:
+    """Only a user on a seat, online, with their microphone on is mixed into the room.
+
+    Kicked and banned users have no seat; a host mute turns the microphone off. Whatever a
+    browser sends, nobody else is ever heard.
+    """
+    return {
+        seat.user_id
+        for row in state.rows
+        for seat in row
+        if seat.user_id and seat.mic_on and seat.online
+    }
