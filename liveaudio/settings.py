@@ -167,3 +167,7 @@ LIVEAUDIO_ICE_LOOPBACK_ONLY = os.environ.get("LIVEAUDIO_ICE_LOOPBACK_ONLY", "0")
 # A peer that has not connected by then is closed and cleaned up.
 LIVEAUDIO_MEDIA_CONNECT_TIMEOUT = float(os.environ.get("LIVEAUDIO_MEDIA_CONNECT_TIMEOUT", "15"))
 LIVEAUDIO_SDP_MAX_CHARS = 12_000  # within LIVEAUDIO_SOCKET_MAX_BYTES
+# Benchmarks: /internal/media-stats/ answers (loopback callers only) when this is on.
+LIVEAUDIO_MEDIA_STATS = os.environ.get("LIVEAUDIO_MEDIA_STATS", "0") == "1"
+# Raised hands and invitations expire after this long.
+LIVEAUDIO_SEAT_TICKET_SECONDS = float(os.environ.get("LIVEAUDIO_SEAT_TICKET_SECONDS", "60"))

@@ -23,23 +23,34 @@ from rooms import rendering, services
 from rooms.events import room_group, send_session_replaced
 from rooms.media import MediaError
 from rooms.models import App, Member, Room
-from rooms.protocol import Command, ProtocolError, parse_command
+from rooms.protocol import Command, ProtocolError, parse_command, parse_join_options
 from rooms.rtc import audible_user_ids, media_hub
 from rooms.selectors import RoomState, recent_messages, room_state
 from rooms.tokens import TokenError, token_verify
 
 log = logging.getLogger(__name__)
+db = database_sync_to_async
 
 # Close codes a client can act on (4000-4999 are the application's own).
-CLOSE_ROOM_NOT_FOUND = 4006
 CLOSE_BANNED = 4005
+CLOSE_ROOM_NOT_FOUND = 4006
+CLOSE_BAD_OPTIONS = 4007
 CLOSE_REPLACED = 4009
 CLOSE_KICKED = 4010
 CLOSE_ROOM_ENDED = 4011
 
-# Grace-period timers outlive the consumer that started them; hold them so they are not
-# garbage-collected mid-sleep.
-_grace_tasks: set[asyncio.Task] = set()
+# Timers outlive the consumer that started them; hold them so they are not collected.
+_timers: set[asyncio.Task] = set()
+
+
+def _after(delay: float, function: Callable[..., Any], **kwargs: Any) -> None:
+    async def run() -> None:
+        await asyncio.sleep(delay)
+        await db(function)(**kwargs)
+
+    task = asyncio.create_task(run())
+    _timers.add(task)
+    task.add_done_callback(_timers.discard)
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -57,9 +68,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._recent: deque[float] = deque()
         try:
             app, room = await self._load_room()
-            claims = token_verify(token=self._token(), app=app, room_id=room.room_id)
+            claims = token_verify(token=self._query().get("token"), app=app, room_id=room.room_id)
+            options = services.JoinOptions(**_join_options(self._query()))
         except TokenError as exc:
             await self._refuse(exc.code, exc.message, exc.close_code)
+            return
+        except ProtocolError as exc:
+            await self._refuse(exc.code, exc.message, CLOSE_BAD_OPTIONS)
             return
         except (App.DoesNotExist, Room.DoesNotExist, ValueError):
             await self._refuse("room_not_found", "There is no such room.", CLOSE_ROOM_NOT_FOUND)
@@ -67,8 +82,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.room = room
         await self.channel_layer.group_add(room_group(room.pk), self.channel_name)
         try:
-            joined = await database_sync_to_async(services.member_join)(
-                room=room, claims=claims, channel_name=self.channel_name
+            joined = await db(services.member_join)(
+                room=room, claims=claims, channel_name=self.channel_name, options=options
             )
         except services.ServiceError as exc:
             await self.channel_layer.group_discard(room_group(room.pk), self.channel_name)
@@ -78,11 +93,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return
         self.member, self.user_id = joined.member, claims.user_id
         if joined.replaced_channel:
-            await database_sync_to_async(send_session_replaced)(joined.replaced_channel)
+            await db(send_session_replaced)(joined.replaced_channel)
         hub = media_hub()
         hub.cancel_release(room.pk, self.user_id)  # back within the grace period: same peer
         self._unsubscribe_levels = hub.subscribe_levels(room.pk, self._on_levels)
         await self._send_welcome()
+        for notice in joined.notices:
+            await self._send_error(notice["code"], notice["message"])
 
     async def disconnect(self, code: int) -> None:
         if self.room is None:
@@ -91,16 +108,11 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self._unsubscribe_levels is not None:
             self._unsubscribe_levels()
         if self.member is not None:
-            await database_sync_to_async(services.member_disconnect)(
-                member=self.member, channel_name=self.channel_name
-            )
+            await db(services.member_disconnect)(member=self.member, channel_name=self.channel_name)
+            grace = settings.LIVEAUDIO_SEAT_GRACE_SECONDS
             # The audio goes on while the socket reconnects; the peer closes with the seat.
-            media_hub().release_later(
-                self.room.pk, self.user_id, settings.LIVEAUDIO_SEAT_GRACE_SECONDS
-            )
-            task = asyncio.create_task(_release_after_grace(self.room))
-            _grace_tasks.add(task)
-            task.add_done_callback(_grace_tasks.discard)
+            media_hub().release_later(self.room.pk, self.user_id, grace)
+            _after(grace + 0.05, services.seats_release_stale, room=self.room)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.member is None:
@@ -133,19 +145,119 @@ class RoomConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("Too many messages; slow down.")
         self._recent.append(now)
 
-    async def _dispatch(self, command: Command) -> Any:
-        media_handler = self._media_handlers().get(command.action)
-        if media_handler is not None:
-            return await media_handler(**command.args)
-        handler = self._handlers()[command.action]
-        return await database_sync_to_async(handler)(**command.args)
+    # --- actions -----------------------------------------------------------------------------
 
-    def _media_handlers(self) -> dict[str, Callable[..., Any]]:
+    async def _dispatch(self, command: Command) -> Any:
+        handler = self._async_handlers().get(command.action)
+        if handler is not None:
+            return await handler(**command.args)
+        return await db(self._sync_handlers()[command.action])(**command.args)
+
+    def _sync_handlers(self) -> dict[str, Callable[..., Any]]:
+        """Actions that are one service call each (run in a thread: they touch the database)."""
+        me, room = self.member, self.room
+
+        def take(index: int) -> dict:
+            return {"index": services.seat_take(member=me, index=index).index}
+
+        def lock(locked: bool) -> Callable[..., dict]:
+            def run(targetIndex: int = -1) -> dict:  # noqa: N803 - the seed's names
+                changed = services.seat_set_locked(
+                    room=room, actor=me, index=targetIndex, locked=locked
+                )
+                return {"indexes": changed}
+
+            return run
+
+        return {
+            "ping": lambda: None,
+            "seat.take": take,
+            "seat.audience.take": take,
+            "seat.leave": lambda: services.seat_leave(member=me),
+            "seat.speaker.leave": lambda: services.seat_leave(member=me),
+            "seat.host.close": lock(True),
+            "seat.host.open": lock(False),
+            "seat.host.mute": lambda targetIndex, muted=True: {
+                "userID": services.seat_host_mute(
+                    room=room, actor=me, index=targetIndex, muted=muted
+                )
+            },
+            "seat.host.muteByUserID": lambda userID, muted=True: services.microphone_turn_on(
+                member=me, is_on=not muted, user_id=userID
+            ),
+            "seat.host.removeSpeaker": lambda userID: services.seat_remove_speaker(
+                actor=me, user_id=userID
+            ),
+            "seat.host.setCoHost": lambda userID, isCoHost=True: services.cohost_set(
+                actor=me, user_id=userID, is_cohost=isCoHost
+            ),
+            "seat.audience.cancelTakingRequest": lambda: services.seat_request_cancel(member=me),
+            "seat.audience.acceptTakingInvitation": lambda: {
+                "index": services.seat_invitation_accept(member=me).index
+            },
+            "seat.audience.rejectTakingInvitation": lambda: services.seat_invitation_reject(
+                member=me
+            ),
+            "seat.host.acceptTakingRequest": lambda userID: {
+                "index": services.seat_request_accept(actor=me, user_id=userID).index
+            },
+            "seat.host.rejectTakingRequest": lambda userID: services.seat_request_reject(
+                actor=me, user_id=userID
+            ),
+            "microphone.turnOn": lambda isOn, userID=None: services.microphone_turn_on(
+                member=me, is_on=isOn, user_id=userID
+            ),
+            "microphone.switchState": lambda userID=None: services.microphone_switch(
+                member=me, user_id=userID
+            ),
+            "room.end": lambda: services.room_end(room=room, by=me),
+            "member.kick": lambda userID: services.member_kick_by_user_id(actor=me, user_id=userID),
+            "member.ban": lambda userID: services.member_kick_by_user_id(
+                actor=me, user_id=userID, ban=True
+            ),
+            "message.send": lambda message, attributes=None: {
+                "messageID": services.message_send(
+                    member=me, text=message, attributes=attributes
+                ).pk
+            },
+        }
+
+    def _async_handlers(self) -> dict[str, Callable[..., Any]]:
         return {
             "rtc.offer": self._rtc_offer,
             "seat.muteLocally": self._mute_seat_locally,
             "seat.muteLocallyByUserID": self._mute_user_locally,
+            "room.leave": self._leave,
+            "seat.audience.applyToTake": self._apply_to_take,
+            "seat.host.inviteToTake": self._invite_to_take,
+            "seat.getEmptySeats": self._empty_seats,
+            "seat.getUserByIndex": self._user_by_index,
+            "seat.getSeatIndexByUserID": self._seat_index_of,
+            "seat.userMap": self._user_map,
         }
+
+    async def _apply_to_take(self, index: int | None = None) -> None:
+        await db(services.seat_request_apply)(member=self.member, index=index)
+        self._expire_tickets_later()
+
+    async def _invite_to_take(self, userID: str) -> None:  # noqa: N803
+        await db(services.seat_invite)(actor=self.member, user_id=userID)
+        self._expire_tickets_later()
+
+    def _expire_tickets_later(self) -> None:
+        """Requests and invitations time out even if nobody touches the room meanwhile."""
+        _after(
+            settings.LIVEAUDIO_SEAT_TICKET_SECONDS + 0.1,
+            services.seat_tickets_expire,
+            room=self.room,
+        )
+
+    async def _leave(self) -> None:
+        await db(services.member_leave)(member=self.member)
+        self.member = None
+        await media_hub().release(self.room.pk, self.user_id)
+        await self._send_json({"type": "onEnded", "reason": "localLeave"})
+        await self.close(code=1000)
 
     async def _rtc_offer(self, sdp: str) -> dict:
         if len(sdp) > settings.LIVEAUDIO_SDP_MAX_CHARS:
@@ -155,15 +267,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
             answer = await hub.offer(self.room.pk, self.user_id, sdp)
         except MediaError as exc:
             raise services.ServiceError(f"media_{exc.code}", exc.message) from exc
-        state = await database_sync_to_async(room_state)(self.room)
+        state = await db(room_state)(self.room)
         hub.set_audible(self.room.pk, audible_user_ids(state))
         hub.set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
         return {"type": "answer", "sdp": answer}
 
     async def _mute_seat_locally(self, targetIndex: int, muted: bool = True) -> dict:  # noqa: N803
-        user_id = await database_sync_to_async(services.seat_user_id)(
-            room=self.room, index=targetIndex
-        )
+        user_id = await db(services.seat_user_id)(room=self.room, index=targetIndex)
         if user_id is None:
             raise services.ServiceError("seat_empty", f"Nobody is on seat {targetIndex}.")
         return await self._mute_user_locally(user_id, muted)
@@ -174,51 +284,45 @@ class RoomConsumer(AsyncWebsocketConsumer):
         media_hub().set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
         return {"mutedUserIDs": sorted(self.local_mutes)}
 
-    def _handlers(self) -> dict[str, Callable[..., Any]]:
-        member, room = self.member, self.room
+    # Reads of the seed's seat controller, answered from the current state.
 
-        def take(index: int) -> dict:
-            return {"index": services.seat_take(member=member, index=index).index}
+    async def _state(self) -> RoomState:
+        return await db(room_state)(self.room)
 
-        def lock(locked: bool) -> Callable[..., dict]:
-            def run(targetIndex: int = -1) -> dict:  # noqa: N803 - the seed's name
-                changed = services.seat_set_locked(
-                    room=room, actor=member, index=targetIndex, locked=locked
-                )
-                return {"indexes": changed}
+    async def _empty_seats(self, includeHostSeats: bool = False) -> list[int]:  # noqa: N803
+        state = await self._state()
+        return [
+            s.index
+            for row in state.rows
+            for s in row
+            if s.user_id is None and (includeHostSeats or not s.is_host_seat)
+        ]
 
-            return run
+    async def _user_by_index(self, index: int) -> dict | None:
+        seat = next(
+            (s for row in (await self._state()).rows for s in row if s.index == index), None
+        )
+        if seat is None:
+            raise services.ServiceError("seat_out_of_range", f"There is no seat {index}.")
+        return {"id": seat.user_id, "name": seat.user_name} if seat.user_id else None
 
-        return {
-            "ping": lambda: None,
-            "seat.take": take,
-            "seat.leave": lambda: services.seat_leave(member=member),
-            "seat.host.close": lock(True),
-            "seat.host.open": lock(False),
-            "microphone.turnOn": lambda isOn: services.microphone_turn_on(
-                member=member, is_on=isOn
-            ),
-            "seat.host.mute": lambda targetIndex, muted=True: {
-                "userID": services.seat_host_mute(
-                    room=room, actor=member, index=targetIndex, muted=muted
-                )
-            },
-            "message.send": lambda message, attributes=None: {
-                "messageID": services.message_send(
-                    member=member, text=message, attributes=attributes
-                ).pk
-            },
-        }
+    async def _seat_index_of(self, userID: str) -> int:  # noqa: N803
+        member = (await self._state()).member(userID)
+        return member.seat_index if member and member.seat_index is not None else -1
+
+    async def _user_map(self) -> dict[str, str]:
+        state = await self._state()
+        return {str(s.index): s.user_id for row in state.rows for s in row if s.user_id}
 
     # --- messages from the channel layer -----------------------------------------------------
 
     async def room_update(self, event: dict) -> None:
         state = RoomState.from_json(event["state"])
         media_hub().set_audible(self.room.pk, audible_user_ids(state))
-        await self.send(text_data=event["html"] + rendering.bottom_bar_html(state, self._uid()))
-        await self._send_json(
-            {"type": "room.update", "state": event["state"], "events": event["events"]}
-        )
+        mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
+        seen = state.seen_by(self.user_id)
+        await self.send(text_data=event["html"] + rendering.personal_html(seen, self.user_id))
+        await self._send_json({"type": "room.update", "state": seen.as_json(), "events": mine})
 
     async def room_message(self, event: dict) -> None:
         await self.send(text_data=event["html"])
@@ -234,6 +338,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await media_hub().release(self.room.pk, self.user_id)
         await self._end(event["reason"], "You were removed from the room.", CLOSE_KICKED)
 
+    async def session_replaced(self, event: dict) -> None:
+        self.member = None  # the newer tab owns the member now
+        await self._refuse(
+            "session_replaced", "You joined this room from another tab.", CLOSE_REPLACED
+        )
+
     def _on_levels(self, levels: dict[str, float]) -> None:
         """Called on the mixer clock (~8/s): never block it; skip frames of steady silence."""
         silent = not any(levels.values())
@@ -242,12 +352,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._levels_were_silent = silent
         frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
         asyncio.ensure_future(self._send_json(frame))
-
-    async def session_replaced(self, event: dict) -> None:
-        self.member = None  # the newer tab owns the member now
-        await self._refuse(
-            "session_replaced", "You joined this room from another tab.", CLOSE_REPLACED
-        )
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -258,27 +362,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
             app = App.objects.get(app_id=int(kwargs["app_id"]))
             return app, Room.objects.select_related("app").get(app=app, room_id=kwargs["room_id"])
 
-        return await database_sync_to_async(load)()
+        return await db(load)()
 
-    def _token(self) -> str | None:
+    def _query(self) -> dict[str, str]:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        return (query.get("token") or [None])[0]
+        return {name: values[0] for name, values in query.items()}
 
     async def _send_welcome(self) -> None:
         def snapshot() -> tuple[RoomState, list]:
-            return room_state(self.room), recent_messages(self.room)
+            return room_state(self.room).seen_by(self.user_id), recent_messages(self.room)
 
-        state, messages = await database_sync_to_async(snapshot)()
+        state, messages = await db(snapshot)()
         html = (
             rendering.room_parts_html(state)
-            + rendering.bottom_bar_html(state, self._uid())
+            + rendering.personal_html(state, self.user_id)
             + rendering.chat_html(messages)
         )
         await self.send(text_data=html)
         await self._send_json(
             {
                 "type": "room.joined",
-                "userID": self._uid(),
+                "userID": self.user_id,
                 "state": state.as_json(),
                 "messages": [rendering.message_json(m) for m in messages],
             }
@@ -302,10 +406,27 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def _send_json(self, data: dict) -> None:
         await self.send(text_data=json.dumps(data))
 
-    def _uid(self) -> str:
-        return self.user_id
+
+def _join_options(query: dict[str, str]) -> dict[str, Any]:
+    names = {
+        "role": "role",
+        "takeIndexWhenJoining": "take_index",
+        "closeSeatsWhenJoining": "close_when_joining",
+        "turnOnMicrophoneWhenJoining": "mic_on_when_joining",
+        "endRoomWhenHostLeaves": "end_when_host_leaves",
+    }
+    return {names[name]: value for name, value in parse_join_options(query).items()}
 
 
-async def _release_after_grace(room: Room) -> None:
-    await asyncio.sleep(settings.LIVEAUDIO_SEAT_GRACE_SECONDS + 0.05)
-    await database_sync_to_async(services.seats_release_stale)(room=room)
+def _addressed_to(event: dict, state: RoomState, user_id: str) -> bool:
+    """Whoever sent the event decided who receives it (``to``); no ``to`` means everyone."""
+    to = event.get("to")
+    if to is None:
+        return True
+    return user_id in to.get("users", ()) or (
+        to.get("hosts", False) and state.has_host_permissions(user_id)
+    )
+
+
+def _strip(event: dict) -> dict:
+    return {key: value for key, value in event.items() if key != "to"}

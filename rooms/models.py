@@ -60,6 +60,10 @@ class Room(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     seat_rows = models.JSONField(default=list, help_text="Seats per row, e.g. [4, 4]")
     host_indexes = models.JSONField(default=list, help_text="Seat indexes only hosts may take")
+    # Set once anyone locked or unlocked a seat: a host joining with closeWhenJoining then
+    # leaves the room's lock state as it is.
+    lock_state_set = models.BooleanField(default=False)
+    end_when_host_leaves = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -144,3 +148,35 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return self.text[:40]
+
+
+class SeatRequest(models.Model):
+    """A raised hand: an audience member asks the host for a seat. The queue is ordered."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="seat_requests")
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="seat_request")
+    index = models.SmallIntegerField(null=True, blank=True, help_text="Seat asked for, if any")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.member.user_name} asks for a seat"
+
+
+class SeatInvitation(models.Model):
+    """The host invites an audience member to a seat; one pending invitation per user."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="seat_invitations")
+    invitee = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="seat_invitation")
+    inviter = models.ForeignKey(
+        Member, null=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.invitee.user_name} invited to a seat"

@@ -59,20 +59,77 @@ def _object(value: Any, name: str) -> dict:
     return value
 
 
-# action -> {argument: (parser, required)}
+def _role(value: Any, name: str) -> str:
+    if value not in ("host", "speaker", "audience"):
+        raise ProtocolError(f"'{name}' must be host, speaker or audience.")
+    return value
+
+
+_INDEX = {"index": (_int, True)}
+_USER = {"userID": (_str, True)}
+
+# action -> {argument: (parser, required)}. Names follow the seed's controller.
 ACTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
     "ping": {},
-    "seat.take": {"index": (_int, True)},
+    # seats
+    "seat.take": _INDEX,
+    "seat.audience.take": _INDEX,
     "seat.leave": {},
+    "seat.speaker.leave": {},
     "seat.host.close": {"targetIndex": (_int, False)},
     "seat.host.open": {"targetIndex": (_int, False)},
-    "microphone.turnOn": {"isOn": (_bool, True)},
-    "message.send": {"message": (_str, True), "attributes": (_object, False)},
     "seat.host.mute": {"targetIndex": (_int, True), "muted": (_bool, False)},
+    "seat.host.muteByUserID": {**_USER, "muted": (_bool, False)},
+    "seat.host.removeSpeaker": _USER,
+    "seat.host.setCoHost": {**_USER, "isCoHost": (_bool, False)},
     "seat.muteLocally": {"targetIndex": (_int, True), "muted": (_bool, False)},
-    "seat.muteLocallyByUserID": {"userID": (_str, True), "muted": (_bool, False)},
+    "seat.muteLocallyByUserID": {**_USER, "muted": (_bool, False)},
+    # requests and invitations
+    "seat.audience.applyToTake": {"index": (_int, False)},
+    "seat.audience.cancelTakingRequest": {},
+    "seat.audience.acceptTakingInvitation": {},
+    "seat.audience.rejectTakingInvitation": {},
+    "seat.host.acceptTakingRequest": _USER,
+    "seat.host.rejectTakingRequest": _USER,
+    "seat.host.inviteToTake": _USER,
+    # reads
+    "seat.getEmptySeats": {"includeHostSeats": (_bool, False)},
+    "seat.getUserByIndex": _INDEX,
+    "seat.getSeatIndexByUserID": _USER,
+    "seat.userMap": {},
+    # microphone
+    "microphone.turnOn": {"isOn": (_bool, True), "userID": (_str, False)},
+    "microphone.switchState": {"userID": (_str, False)},
+    # room life and moderation
+    "room.leave": {},
+    "room.end": {},
+    "member.kick": _USER,
+    "member.ban": _USER,
+    # chat and media
+    "message.send": {"message": (_str, True), "attributes": (_object, False)},
     "rtc.offer": {"sdp": (_str, True)},
 }
+
+# The joiner's config, from the socket URL's query string (the embed passes its config).
+JOIN_OPTIONS: dict[str, Any] = {
+    "role": _role,
+    "takeIndexWhenJoining": _int,
+    "closeSeatsWhenJoining": _bool,
+    "turnOnMicrophoneWhenJoining": _bool,
+    "endRoomWhenHostLeaves": _bool,
+}
+
+
+def parse_join_options(query: dict[str, str]) -> dict[str, Any]:
+    """Known join options, parsed; an unknown or ill-typed one is an error, not ignored."""
+    unknown = sorted(set(query) - set(JOIN_OPTIONS) - {"token"})
+    if unknown:
+        raise ProtocolError(f"Unknown join option(s): {', '.join(unknown)}.")
+    return {
+        name: JOIN_OPTIONS[name](value, name)
+        for name, value in query.items()
+        if name in JOIN_OPTIONS
+    }
 
 
 def parse_command(text: str | None) -> Command:

@@ -14,19 +14,28 @@ def room_parts_html(state: RoomState) -> str:
     return render_to_string("rooms/partials/room_parts.html", {"state": state, "oob": True})
 
 
-def bottom_bar_html(state: RoomState, user_id: str) -> str:
+def personal_html(state: RoomState, user_id: str) -> str:
+    """What is this user's own: the bottom bar, the host's queue, an invitation to answer.
+
+    ``state`` is already ``seen_by(user_id)``.
+    """
     return render_to_string(
-        "rooms/partials/bottom_bar.html", {"bar": bottom_bar_context(state, user_id), "oob": True}
+        "rooms/partials/personal.html", {"bar": personal_context(state, user_id), "oob": True}
     )
 
 
-def bottom_bar_context(state: RoomState, user_id: str) -> dict:
+def personal_context(state: RoomState, user_id: str) -> dict:
     me = state.member(user_id)
     return {
         "me": me,
         "is_host": state.has_host_permissions(user_id),
+        "is_the_host": bool(me and me.role == "host"),
         "seated": bool(me and me.seat_index is not None),
         "all_locked": all(seat.locked for row in state.rows for seat in row),
+        "requested": any(r.user_id == user_id for r in state.requests),
+        "requests": state.requests,
+        "invitation": next((i for i in state.invitations if i.user_id == user_id), None),
+        "invited": {i.user_id for i in state.invitations},
         "live": state.live,
     }
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 
 from django.conf import settings
 
@@ -41,6 +42,22 @@ class MessageState:
 
 
 @dataclass(frozen=True)
+class RequestState:
+    user_id: str
+    user_name: str
+    index: int | None
+    requested_at: int  # ms since the epoch: the host's queue shows when each hand went up
+
+
+@dataclass(frozen=True)
+class InvitationState:
+    user_id: str
+    user_name: str
+    inviter_id: str | None
+    invited_at: int
+
+
+@dataclass(frozen=True)
 class RoomState:
     app_id: int
     room_id: str
@@ -48,6 +65,8 @@ class RoomState:
     live: bool
     rows: list[list[SeatState]]
     members: list[MemberState]
+    requests: list[RequestState] = field(default_factory=list)  # oldest first
+    invitations: list[InvitationState] = field(default_factory=list)
 
     def member(self, user_id: str) -> MemberState | None:
         return next((m for m in self.members if m.user_id == user_id), None)
@@ -58,6 +77,17 @@ class RoomState:
     def as_json(self) -> dict:
         return asdict(self)
 
+    def seen_by(self, user_id: str) -> RoomState:
+        """The state as one user may see it: the queue and invitations are the hosts'
+        business; everyone else sees only their own."""
+        if self.has_host_permissions(user_id):
+            return self
+        return replace(
+            self,
+            requests=[r for r in self.requests if r.user_id == user_id],
+            invitations=[i for i in self.invitations if i.user_id == user_id],
+        )
+
     @classmethod
     def from_json(cls, data: dict) -> RoomState:
         return cls(
@@ -67,6 +97,8 @@ class RoomState:
             live=data["live"],
             rows=[[SeatState(**seat) for seat in row] for row in data["rows"]],
             members=[MemberState(**member) for member in data["members"]],
+            requests=[RequestState(**r) for r in data.get("requests", [])],
+            invitations=[InvitationState(**i) for i in data.get("invitations", [])],
         )
 
 
@@ -124,7 +156,29 @@ def room_state(room: Room) -> RoomState:
             for m in members
             if m.online or m.pk in seat_of
         ],
+        requests=[
+            RequestState(
+                user_id=r.member.user_id,
+                user_name=r.member.user_name,
+                index=r.index,
+                requested_at=_ms(r.created_at),
+            )
+            for r in room.seat_requests.select_related("member")
+        ],
+        invitations=[
+            InvitationState(
+                user_id=i.invitee.user_id,
+                user_name=i.invitee.user_name,
+                inviter_id=i.inviter.user_id if i.inviter else None,
+                invited_at=_ms(i.created_at),
+            )
+            for i in room.seat_invitations.select_related("invitee", "inviter")
+        ],
     )
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _split_rows(seats: list[SeatState], counts: list[int]) -> list[list[SeatState]]:
@@ -143,7 +197,7 @@ def message_state(message: Message) -> MessageState:
         user_name=sender.user_name if sender else "System",
         text=message.text,
         attributes=message.attributes,
-        timestamp=int(message.created_at.timestamp() * 1000),
+        timestamp=_ms(message.created_at),
     )
 
 

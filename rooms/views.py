@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from rooms.forms import RoomCreateForm
 from rooms.models import App, Role, Room
+from rooms.protocol import JOIN_OPTIONS
 from rooms.selectors import recent_messages, room_state
 from rooms.services import ServiceError, room_create
 from rooms.tokens import TokenError, token_mint, token_verify
@@ -73,7 +74,10 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
         role=Role.HOST if room.created_by == user_id else None,
         ttl_seconds=settings.LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS,
     )
-    return _render_room(request, room=room, user_id=user_id, token=token, embedded=False)
+    options = {"role": "host"} if room.created_by == user_id else {}
+    return _render_room(
+        request, room=room, user_id=user_id, token=token, embedded=False, options=options
+    )
 
 
 @xframe_options_exempt
@@ -88,8 +92,16 @@ def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
     except TokenError as exc:
         response = HttpResponse(exc.message, status=403, content_type="text/plain")
     else:
+        # The integrator's config for this user (role, takeIndexWhenJoining, ...) goes on to
+        # the socket, which validates it.
+        options = {k: v for k, v in request.GET.items() if k in JOIN_OPTIONS}
         response = _render_room(
-            request, room=room, user_id=claims.user_id, token=token, embedded=True
+            request,
+            room=room,
+            user_id=claims.user_id,
+            token=token,
+            embedded=True,
+            options=options,
         )
     ancestors = " ".join(app.origins) or "'none'"
     response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
@@ -97,12 +109,19 @@ def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
 
 
 def _render_room(
-    request: HttpRequest, *, room: Room, user_id: str, token: str, embedded: bool
+    request: HttpRequest,
+    *,
+    room: Room,
+    user_id: str,
+    token: str,
+    embedded: bool,
+    options: dict[str, str],
 ) -> HttpResponse:
     if not room.is_live:
         return render(request, "rooms/ended.html", {"room": room}, status=410)
     state = room_state(room)
-    socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{urlencode({'token': token})}"
+    query = urlencode({"token": token, **options})
+    socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{query}"
     context = {
         "state": state,
         "messages": recent_messages(room),

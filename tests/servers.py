@@ -73,7 +73,8 @@ class LiveServer:
             user_id.title(),
         ]
         token = self.manage("mint_token", *args, *(["--role", role] if role else [])).strip()
-        return f"{self.url}/embed/{app_id}/{room_id}/?token={token}"
+        url = f"{self.url}/embed/{app_id}/{room_id}/?token={token}"
+        return url + (f"&role={role}" if role else "")
 
     def start(self, *, set_up: bool = True) -> None:
         if set_up:

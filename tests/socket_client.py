@@ -41,12 +41,16 @@ class Participant:
         role: str | None = None,
         token: str | None = None,
         expect_welcome: bool = True,
+        **options: Any,
     ) -> Participant:
+        """Join as ``user_id``; ``role`` is both the token's ceiling and the role asked for,
+        ``options`` are further join options (``takeIndexWhenJoining=3``...)."""
         if token is None:
             token = await _mint(room, user_id, user_name or user_id.title(), role)
-        communicator = WebsocketCommunicator(
-            application, socket_path(room, token), headers=[ORIGIN]
-        )
+        if role is not None:
+            options.setdefault("role", "speaker" if role == "cohost" else role)
+        path = socket_path(room, token) + "".join(f"&{k}={v}" for k, v in options.items())
+        communicator = WebsocketCommunicator(application, path, headers=[ORIGIN])
         connected, _ = await communicator.connect(timeout=TIMEOUT)
         assert connected
         participant = cls(communicator)

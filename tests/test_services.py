@@ -67,7 +67,12 @@ def test_a_room_id_with_odd_characters_is_refused(app: App) -> None:
 
 
 def test_joining_makes_an_online_member_with_the_token_role(room: Room) -> None:
-    host = services.member_join(room=room, claims=claims(room, "h", "host"), channel_name="c1")
+    host = services.member_join(
+        room=room,
+        claims=claims(room, "h", "host"),
+        channel_name="c1",
+        options=services.JoinOptions(role="host"),
+    )
     guest = services.member_join(room=room, claims=claims(room, "g"), channel_name="c2")
     assert host.member.role == "host" and host.member.online
     assert guest.member.role == "audience"

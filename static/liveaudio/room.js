@@ -67,6 +67,7 @@ function handleJSON(frame) {
     case "room.update":
       liveaudio.state = frame.state;
       room?.classList.toggle("is-host", hasHostPermissions(frame.state));
+      room?.classList.toggle("is-the-host", me(frame.state)?.role === "host");
       syncMicrophone().catch((error) => console.warn("microphone:", error));
       break;
     case "message.onReceived":
@@ -77,6 +78,12 @@ function handleJSON(frame) {
       break;
     case "onEnded":
       stopMedia();
+      break;
+    case "audioVideo.onMicrophoneTurnOnByOthersConfirmation":
+      // The widget's own dialog (an embedding page may answer through its callback instead).
+      if (window.confirm(`${frame.fromUser.name} asks you to turn your microphone on.`)) {
+        request("microphone.turnOn", { isOn: true }).catch((e) => console.warn(e));
+      }
       break;
   }
   document.dispatchEvent(new CustomEvent("liveaudio:event", { detail: frame }));
@@ -246,6 +253,15 @@ document.body.addEventListener("htmx:oobAfterSwap", (event) => {
     toastTimer = setTimeout(() => target.classList.remove("visible"), TOAST_MS);
   }
 });
+
+// Buttons with data-confirm ask first; the capture phase runs before htmx's own listener.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) {
+    event.preventDefault();
+    event.stopPropagation();
+  }
+}, true);
 
 document.body.addEventListener("click", (event) => {
   const localMute = event.target.closest(".seat-local-mute");

@@ -1,0 +1,85 @@
+"""Every write and every rule of a room. Entry points (socket, admin, views) call these.
+
+Each function runs in one transaction and queues its events with ``transaction.on_commit``,
+so nobody is told of a change that did not happen. Permission checks live here, so the
+socket, admin and (later) the HTTP API get the same rules.
+"""
+
+from __future__ import annotations
+
+from rooms.services.chat import message_delete, message_send, message_send_system
+from rooms.services.common import NotPermitted, ServiceError
+from rooms.services.members import (
+    JoinOptions,
+    JoinResult,
+    cohost_set,
+    member_ban,
+    member_disconnect,
+    member_join,
+    member_kick,
+    member_kick_by_user_id,
+    member_leave,
+    member_unban,
+    room_end,
+    seats_release_stale,
+)
+from rooms.services.requests import (
+    seat_invitation_accept,
+    seat_invitation_reject,
+    seat_invite,
+    seat_request_accept,
+    seat_request_apply,
+    seat_request_cancel,
+    seat_request_reject,
+    seat_tickets_expire,
+)
+from rooms.services.rooms import room_create
+from rooms.services.seats import (
+    microphone_switch,
+    microphone_turn_on,
+    seat_clear,
+    seat_host_mute,
+    seat_leave,
+    seat_remove_speaker,
+    seat_set_locked,
+    seat_take,
+    seat_user_id,
+)
+
+__all__ = [
+    "JoinOptions",
+    "JoinResult",
+    "NotPermitted",
+    "ServiceError",
+    "cohost_set",
+    "member_ban",
+    "member_disconnect",
+    "member_join",
+    "member_kick",
+    "member_kick_by_user_id",
+    "member_leave",
+    "member_unban",
+    "message_delete",
+    "message_send",
+    "message_send_system",
+    "microphone_switch",
+    "microphone_turn_on",
+    "room_create",
+    "room_end",
+    "seat_clear",
+    "seat_host_mute",
+    "seat_invitation_accept",
+    "seat_invitation_reject",
+    "seat_invite",
+    "seat_leave",
+    "seat_remove_speaker",
+    "seat_request_accept",
+    "seat_request_apply",
+    "seat_request_cancel",
+    "seat_request_reject",
+    "seat_set_locked",
+    "seat_take",
+    "seat_tickets_expire",
+    "seat_user_id",
+    "seats_release_stale",
+]

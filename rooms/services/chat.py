@@ -1,0 +1,41 @@
+"""In-room messages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from rooms import events
+from rooms.models import Member, Message, Room
+from rooms.services.common import ServiceError, active_member
+
+
+def message_send(*, member: Member, text: str, attributes: dict | None = None) -> Message:
+    text = text.strip()
+    limit = settings.LIVEAUDIO_MESSAGE_MAX_CHARS
+    if not text:
+        raise ServiceError("message_empty", "A message cannot be empty.")
+    if len(text) > limit:
+        raise ServiceError("message_too_long", f"A message is at most {limit} characters.")
+    with transaction.atomic():
+        member = active_member(member)
+        message = Message.objects.create(
+            room=member.room, sender=member, text=text, attributes=attributes or {}
+        )
+        events.on_commit_message_sent(message)
+    return message
+
+
+def message_send_system(*, room: Room, text: str) -> Message:
+    with transaction.atomic():
+        message = Message.objects.create(room=room, sender=None, text=text)
+        events.on_commit_message_sent(message)
+    return message
+
+
+def message_delete(*, message: Message) -> None:
+    """Hide a message from everyone's view; the row stays for the record."""
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=message.pk, deleted=False).update(deleted=True)
+        if updated:
+            events.on_commit_message_deleted(message)

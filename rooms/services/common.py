@@ -1,0 +1,106 @@
+"""What every service shares: errors, the room lock, permission checks, event addressing."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from rooms.models import Member, Role, Room, Seat
+
+
+class ServiceError(Exception):
+    """A refused request: ``code`` for programs, ``message`` for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotPermitted(ServiceError):
+    def __init__(self, message: str = "You are not permitted to do that.") -> None:
+        super().__init__("not_permitted", message)
+
+
+def lock_room(room: Room) -> Room:
+    """Take the room's row lock for this transaction: a room's writes happen one at a time.
+
+    PostgreSQL serialises on the row; SQLite's ``BEGIN IMMEDIATE`` already serialises every
+    writer. Either way two racing requests (accept vs cancel, invite vs leave) see each
+    other's result, never a half-state.
+    """
+    locked = Room.objects.select_for_update().select_related("app").get(pk=room.pk)
+    if not locked.is_live:
+        raise ServiceError("room_ended", "This room has ended.")
+    return locked
+
+
+def active_member(member: Member) -> Member:
+    """Reload the member and refuse anyone who is no longer in a live room."""
+    fresh = Member.objects.select_related("room", "room__app").get(pk=member.pk)
+    if fresh.banned:
+        raise NotPermitted("You are banned from this room.")
+    if not fresh.room.is_live:
+        raise ServiceError("room_ended", "This room has ended.")
+    if not fresh.online:
+        raise NotPermitted("You are not in this room.")
+    return fresh
+
+
+def has_host_permissions(member: Member) -> bool:
+    """The host, or a co-host while no host is in the room."""
+    if member.role == Role.HOST:
+        return True
+    if member.role != Role.COHOST:
+        return False
+    return not Member.objects.filter(room_id=member.room_id, role=Role.HOST, online=True).exists()
+
+
+def require_host_permissions(member: Member | None) -> None:
+    """``None`` is an operator acting from admin; a member needs host permissions."""
+    if member is not None and not has_host_permissions(member):
+        raise NotPermitted("Only the host can do that.")
+
+
+def require_same_room(member: Member, room: Room) -> None:
+    if member.room_id != room.pk:
+        raise NotPermitted("You are not in this room.")
+
+
+def check_index(room: Room, index: int) -> None:
+    if not 0 <= index < room.seat_count:
+        raise ServiceError("seat_out_of_range", f"There is no seat {index} in this room.")
+
+
+def member_by_user_id(room: Room, user_id: str) -> Member:
+    member = Member.objects.filter(room=room, user_id=user_id, banned=False).first()
+    if member is None or not member.online:
+        raise ServiceError("user_not_found", f"{user_id!r} is not in this room.")
+    return member
+
+
+def seat_of(member: Member) -> Seat | None:
+    return Seat.objects.filter(occupant=member).first()
+
+
+def seat_map(seats: QuerySet[Seat] | list[Seat]) -> dict[str, str]:
+    return {str(s.index): s.occupant.user_id for s in seats if s.occupant is not None}
+
+
+def first_empty_seat(room: Room, *, include_locked: bool) -> Seat | None:
+    """The lowest empty seat that is not a host seat."""
+    seats = Seat.objects.filter(room=room, occupant__isnull=True).exclude(
+        index__in=room.host_indexes
+    )
+    if not include_locked:
+        seats = seats.filter(locked=False)
+    return seats.order_by("index").first()
+
+
+def to_users(event: dict, *user_ids: str) -> dict:
+    """Address an event to some users only; the rest of the room never sees it."""
+    return {**event, "to": {"users": list(user_ids)}}
+
+
+def to_hosts(event: dict, *also: str) -> dict:
+    """Address an event to whoever has host permissions (and ``also`` these users)."""
+    return {**event, "to": {"hosts": True, "users": list(also)}}
