@@ -102,6 +102,10 @@ class Member(models.Model):
             models.UniqueConstraint(
                 fields=["room", "user_id"], name="one_member_per_user_per_room"
             ),
+            # Two hosts joining at once: the database lets exactly one of them be the host.
+            models.UniqueConstraint(
+                fields=["room"], condition=Q(role="host", online=True), name="one_host_online"
+            ),
         ]
 
     def __str__(self) -> str:

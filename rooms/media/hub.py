@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
 
 from .mixer import RoomMixer
-from .peer import MediaPeer
+from .peer import MediaPeer, validate_offer
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ class MediaHub:
 
         A new offer is also how a browser restarts after ICE failed. Raises `MediaError`.
         """
+        # Refuse an unusable offer before touching anything: it must not cost the
+        # participant a connection that works.
+        validate_offer(sdp, "offer")
         media = self._room(room)
         self.cancel_release(room, user_id)
         old = media.peers.pop(user_id, None)
@@ -166,6 +169,10 @@ class MediaHub:
     def mixer(self, room: Hashable) -> RoomMixer | None:
         media = self._rooms.get(room)
         return media.mixer if media else None
+
+    def room_media(self) -> Iterator[tuple[Hashable, RoomMedia]]:
+        """Every room with peers, for read-only reporting (a snapshot: safe to iterate)."""
+        return iter(list(self._rooms.items()))
 
     def counts(self) -> dict[str, int]:
         return {

@@ -14,7 +14,7 @@ from typing import Any
 
 import aioice
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 LOOPBACK = "127.0.0.1"
 
@@ -91,6 +91,35 @@ def install_consent_leak_fix() -> None:
 
     query_consent._liveaudio_guard = True  # type: ignore[attr-defined]
     connection.query_consent = query_consent  # type: ignore[method-assign]
+
+
+def install_close_race_fix() -> None:
+    """Stop aiortc 1.16 from leaking RTCP tasks of a connection closed mid-handshake.
+
+    `RTCPeerConnection.__connect()` runs in its own task and starts the senders and
+    receivers once the DTLS handshake completes. When `close()` runs while the handshake
+    is finishing, it stops the (not yet started) transceivers first; the late start then
+    leaves one RTCP task per sender and receiver looping forever on a dead transport.
+    The guard stops them again once `__connect()` is over, if the connection was closed
+    meanwhile (stopping is idempotent). Idempotent.
+    """
+    connect_name = "_RTCPeerConnection__connect"
+    original = getattr(RTCPeerConnection, connect_name, None)
+    if original is None:
+        raise RuntimeError("aiortc's RTCPeerConnection changed: no __connect to guard")
+    if getattr(original, "_liveaudio_guard", False):
+        return
+
+    async def connect(self: RTCPeerConnection) -> None:
+        try:
+            await original(self)
+        finally:
+            if self._RTCPeerConnection__isClosed:  # close() began: undo a late start
+                for transceiver in self.getTransceivers():
+                    await transceiver.stop()
+
+    connect._liveaudio_guard = True  # type: ignore[attr-defined]
+    setattr(RTCPeerConnection, connect_name, connect)
 
 
 def rtc_configuration(ice_servers: Iterable[RTCIceServer] = ()) -> RTCConfiguration:

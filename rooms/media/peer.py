@@ -18,7 +18,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
 from .errors import MediaError
-from .ice import install_consent_leak_fix, rtc_configuration
+from .ice import install_close_race_fix, install_consent_leak_fix, rtc_configuration
 from .mixer import RoomMixer
 from .outbound import MixedAudioTrack
 from .playout import PlayoutBuffer
@@ -45,6 +45,12 @@ def validate_offer(sdp: str, type: str) -> None:
         raise MediaError("no_audio", "the offer has no audio section")
     if kinds.count("audio") > 1 or "video" in kinds:
         raise MediaError("unsupported_media", f"expected one audio section, got {kinds}")
+    # aiortc answers an offer without these, then fails later in a background task (no
+    # a=fingerprint: an AssertionError nobody retrieves) or with an AttributeError (no
+    # a=setup): refuse them here, with the same code as any other unusable SDP.
+    audio = next(media for media in description.media if media.kind == "audio")
+    if audio.dtls is None or not audio.dtls.fingerprints:
+        raise MediaError("bad_sdp", "the offer has no DTLS fingerprint or setup role")
 
 
 class MediaPeer:
@@ -61,6 +67,7 @@ class MediaPeer:
         on_closed: Callable[[MediaPeer], None] | None = None,
     ) -> None:
         install_consent_leak_fix()
+        install_close_race_fix()
         self.pid = pid
         self.playout = PlayoutBuffer(target_ms=playout_target_ms)
         self.timed_out = False
