@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from rooms import views
+from rooms import stats, views
 
 urlpatterns = [
     path("", views.lobby, name="lobby"),
@@ -10,4 +10,5 @@ urlpatterns = [
     path("rooms/<str:room_id>/", views.room_page, name="room_page"),
     path("embed/<int:app_id>/<str:room_id>/", views.embed_page, name="embed_page"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("internal/media-stats/", stats.media_stats, name="media_stats"),
 ]
