@@ -60,6 +60,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     local_mutes: frozenset[str] = frozenset()
     _unsubscribe_levels: Callable[[], None] | None = None
     _levels_were_silent = True
+    _close_after_reply = False
+    _personal: dict | None = None
 
     async def connect(self) -> None:
         # Accept first: a refusal is then a close code and a readable error event,
@@ -136,6 +138,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send_json(
                 {"type": "reply", "requestID": request_id, "ok": True, "data": result}
             )
+            if self._close_after_reply:
+                await self._send_json({"type": "onEnded", "reason": "localLeave"})
+                await self.close(code=1000)
 
     def _check_rate(self) -> None:
         now = time.monotonic()
@@ -256,8 +261,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await db(services.member_leave)(member=self.member)
         self.member = None
         await media_hub().release(self.room.pk, self.user_id)
-        await self._send_json({"type": "onEnded", "reason": "localLeave"})
-        await self.close(code=1000)
+        self._close_after_reply = True  # the reply first, then onEnded and a normal close
 
     async def _rtc_offer(self, sdp: str) -> dict:
         if len(sdp) > settings.LIVEAUDIO_SDP_MAX_CHARS:
@@ -317,12 +321,25 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- messages from the channel layer -----------------------------------------------------
 
     async def room_update(self, event: dict) -> None:
-        state = RoomState.from_json(event["state"])
+        data = json.loads(event["state_json"])
+        state = RoomState.from_json(data)
         media_hub().set_audible(self.room.pk, audible_user_ids(state))
         mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
         seen = state.seen_by(self.user_id)
-        await self.send(text_data=event["html"] + rendering.personal_html(seen, self.user_id))
-        await self._send_json({"type": "room.update", "state": seen.as_json(), "events": mine})
+        await self.send(text_data=event["html"] + self._personal_html_if_changed(seen))
+        state_json = event["state_json"] if seen is state else json.dumps(seen.json_over(data))
+        # Spliced rather than re-encoded: the state is most of the frame.
+        frame = f'{{"type": "room.update", "state": {state_json}, "events": {json.dumps(mine)}}}'
+        await self.send(text_data=frame)
+
+    def _personal_html_if_changed(self, seen: RoomState) -> str:
+        """Most updates (someone joins, someone speaks) change nothing of this user's own
+        parts: skip rendering them, which keeps a busy room's update cost linear."""
+        context = rendering.personal_context(seen, self.user_id)
+        if context == self._personal:
+            return ""
+        self._personal = context
+        return rendering.personal_html_from(context)
 
     async def room_message(self, event: dict) -> None:
         await self.send(text_data=event["html"])
@@ -373,9 +390,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return room_state(self.room).seen_by(self.user_id), recent_messages(self.room)
 
         state, messages = await db(snapshot)()
+        self._personal = None
         html = (
             rendering.room_parts_html(state)
-            + rendering.personal_html(state, self.user_id)
+            + self._personal_html_if_changed(state)
             + rendering.chat_html(messages)
         )
         await self.send(text_data=html)

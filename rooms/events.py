@@ -8,6 +8,8 @@ own (the bottom bar) from the same ``RoomState``.
 
 from __future__ import annotations
 
+import json
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -59,7 +61,9 @@ def _send_room_update(room_pk: int, events: list[dict]) -> None:
     payload = {
         "type": "room.update",
         "html": rendering.room_parts_html(state),
-        "state": state.as_json(),
+        # Serialised once here: a string is cheap for the channel layer to copy or pack for
+        # every socket of the room, and most sockets pass it on to their client unchanged.
+        "state_json": json.dumps(state.as_json()),
         "events": events,
     }
     _group_send(room_pk, payload)

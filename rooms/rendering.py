@@ -14,17 +14,13 @@ def room_parts_html(state: RoomState) -> str:
     return render_to_string("rooms/partials/room_parts.html", {"state": state, "oob": True})
 
 
-def personal_html(state: RoomState, user_id: str) -> str:
-    """What is this user's own: the bottom bar, the host's queue, an invitation to answer.
-
-    ``state`` is already ``seen_by(user_id)``.
-    """
-    return render_to_string(
-        "rooms/partials/personal.html", {"bar": personal_context(state, user_id), "oob": True}
-    )
+def personal_html_from(context: dict) -> str:
+    """What is this user's own: the bottom bar, the host's queue, an invitation to answer."""
+    return render_to_string("rooms/partials/personal.html", {"bar": context, "oob": True})
 
 
 def personal_context(state: RoomState, user_id: str) -> dict:
+    """``state`` is already ``seen_by(user_id)``."""
     me = state.member(user_id)
     return {
         "me": me,

@@ -82,11 +82,20 @@ class RoomState:
         business; everyone else sees only their own."""
         if self.has_host_permissions(user_id):
             return self
-        return replace(
-            self,
-            requests=[r for r in self.requests if r.user_id == user_id],
-            invitations=[i for i in self.invitations if i.user_id == user_id],
-        )
+        requests = [r for r in self.requests if r.user_id == user_id]
+        invitations = [i for i in self.invitations if i.user_id == user_id]
+        if len(requests) == len(self.requests) and len(invitations) == len(self.invitations):
+            return self  # nothing to hide: the shared JSON can go out as it is
+        return replace(self, requests=requests, invitations=invitations)
+
+    def json_over(self, data: dict) -> dict:
+        """This (filtered) state as JSON, reusing ``data`` (the full state's JSON) for
+        everything the filter does not touch."""
+        return {
+            **data,
+            "requests": [asdict(r) for r in self.requests],
+            "invitations": [asdict(i) for i in self.invitations],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> RoomState:

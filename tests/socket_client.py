@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest_asyncio
 from channels.testing import WebsocketCommunicator
 
 from liveaudio.asgi import application
@@ -134,3 +135,17 @@ async def _mint(room: Room, user_id: str, user_name: str, role: str | None) -> s
         )
 
     return await mint()
+
+
+@pytest_asyncio.fixture(autouse=False)
+async def settled_timers():
+    """Let the consumers' grace and expiry timers finish inside the test's own event loop,
+    so no database work from this test runs on into the next one's."""
+    yield
+    from rooms.consumers import _timers
+
+    deadline = asyncio.get_running_loop().time() + 1  # grace timers: 0.35 s in tests
+    while _timers and asyncio.get_running_loop().time() < deadline:
+        await asyncio.wait(set(_timers), timeout=0.2)
+    for task in set(_timers):
+        task.cancel()

@@ -14,9 +14,18 @@ from channels.testing import WebsocketCommunicator
 from liveaudio.asgi import application
 from rooms import services
 from rooms.models import App, Member, Message, Room, Seat
-from tests.socket_client import ORIGIN, Participant, socket_path
+from tests.socket_client import (
+    ORIGIN,
+    Participant,
+    settled_timers,  # noqa: F401 - a fixture, used by name
+    socket_path,
+)
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("settled_timers"),
+]
 
 db = database_sync_to_async
 

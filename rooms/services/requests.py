@@ -45,6 +45,18 @@ def _someone_can_answer(room: Room) -> bool:
 
 def seat_request_apply(*, member: Member, index: int | None = None) -> SeatRequest:
     """``seat.audience.applyToTake``: join the host's queue."""
+    if not _someone_can_answer(member.room):
+        # Outside any transaction: the failure event goes out now; nothing was written.
+        events.on_commit_room_changed(
+            member.room,
+            [
+                to_users(
+                    {"type": "seat.audience.onTakingRequestFailed", "reason": "noHost"},
+                    member.user_id,
+                )
+            ],
+        )
+        raise ServiceError("no_host", "There is no host in the room to accept a request.")
     with transaction.atomic():
         room = lock_room(member.room)
         member = active_member(member)
@@ -55,17 +67,6 @@ def seat_request_apply(*, member: Member, index: int | None = None) -> SeatReque
             raise ServiceError("already_seated", "You are already on a seat.")
         if SeatRequest.objects.filter(member=member).exists():
             raise ServiceError("already_requested", "You have already asked for a seat.")
-        if not _someone_can_answer(room):
-            events.on_commit_room_changed(
-                room,
-                [
-                    to_users(
-                        {"type": "seat.audience.onTakingRequestFailed", "reason": "noHost"},
-                        member.user_id,
-                    )
-                ],
-            )
-            raise ServiceError("no_host", "There is no host in the room to accept a request.")
         request = SeatRequest.objects.create(room=room, member=member, index=index)
         events.on_commit_room_changed(
             room,

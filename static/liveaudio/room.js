@@ -66,6 +66,7 @@ function handleJSON(frame) {
     // falls through: the welcome carries the state too
     case "room.update":
       liveaudio.state = frame.state;
+      for (const event of frame.events ?? []) announce(event);
       room?.classList.toggle("is-host", hasHostPermissions(frame.state));
       room?.classList.toggle("is-the-host", me(frame.state)?.role === "host");
       syncMicrophone().catch((error) => console.warn("microphone:", error));
@@ -99,6 +100,33 @@ function hasHostPermissions(state) {
   if (self.role === "host") return true;
   const hostHere = state.members.some((m) => m.role === "host" && m.online);
   return self.role === "cohost" && !hostHere;
+}
+
+// What the widget tells the user about requests and invitations (an embedding page gets the
+// same events through its callbacks).
+const REASONS = { timeout: "it timed out", left: "they left", noEmptySeat: "no seat is free",
+                  lockChanged: "the seats changed", noHost: "no host is here" };
+
+function nameOf(userID) {
+  return liveaudio.state?.members.find((m) => m.user_id === userID)?.user_name ?? userID;
+}
+
+function announce(event) {
+  const because = (reason) => (REASONS[reason] ? ` (${REASONS[reason]})` : "");
+  const text = {
+    "seat.host.onTakingInvitationRejected": () => `${nameOf(event.userID)} declined your invitation.`,
+    "seat.host.onTakingInvitationFailed": () =>
+      `Your invitation to ${nameOf(event.userID)} failed${because(event.reason)}.`,
+    "seat.host.onTakingRequested": () => `${event.user?.name} raised a hand.`,
+    "seat.audience.onTakingRequestRejected": () => "The host declined your request.",
+    "seat.audience.onTakingRequestFailed": () => `Your request ended${because(event.reason)}.`,
+  }[event.type];
+  if (!text) return;
+  const notice = document.getElementById("notice");
+  notice.textContent = text();
+  notice.classList.add("visible");
+  clearTimeout(announce.timer);
+  announce.timer = setTimeout(() => notice.classList.remove("visible"), 6000);
 }
 
 // --- media: one peer connection to the server --------------------------------------------
