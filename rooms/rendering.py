@@ -8,10 +8,25 @@ from django.template.loader import render_to_string
 
 from rooms.selectors import MessageState, RoomState
 
+# Every change re-sends the member list to every page: past this many, the list shows the
+# people on seats first and counts the rest, so an update stays small in a big room.
+MEMBER_LIST_MAX = 60
 
-def room_parts_html(state: RoomState) -> str:
+
+def room_parts_html(state: RoomState, *, oob: bool = True) -> str:
     """Seat grid and member list, swapped out-of-band into every page of the room."""
-    return render_to_string("rooms/partials/room_parts.html", {"state": state, "oob": True})
+    return render_to_string("rooms/partials/room_parts.html", room_parts_context(state, oob=oob))
+
+
+def room_parts_context(state: RoomState, *, oob: bool = False) -> dict:
+    seated_first = sorted(state.members, key=lambda m: m.seat_index is None)
+    shown = seated_first[:MEMBER_LIST_MAX]
+    return {
+        "state": state,
+        "oob": oob,
+        "members_shown": shown,
+        "members_more": len(state.members) - len(shown),
+    }
 
 
 def personal_html_from(context: dict) -> str:

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rooms.forms import RoomCreateForm
 from rooms.models import App, Role, Room
 from rooms.protocol import JOIN_OPTIONS
+from rooms.rendering import room_parts_context
 from rooms.selectors import recent_messages, room_state
 from rooms.services import ServiceError, room_create
 from rooms.tokens import TokenError, token_mint, token_verify
@@ -123,7 +124,7 @@ def _render_room(
     query = urlencode({"token": token, **options})
     socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{query}"
     context = {
-        "state": state,
+        **room_parts_context(state),
         "messages": recent_messages(room),
         "user_id": user_id,
         "socket_url": socket_url,
