@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import pytest_asyncio
 
 from rooms.models import App, Member, Room
 from rooms.services import room_create
@@ -31,3 +34,17 @@ def add_member(room: Room, user_id: str, *, role: str = "audience", online: bool
         online=online,
         channel_name=f"test.{user_id}" if online else "",
     )
+
+
+@pytest_asyncio.fixture
+async def settled_timers():
+    """Let the consumers' grace and expiry timers finish inside the test's own event loop,
+    so no database work from this test runs on into the next one's."""
+    yield
+    from rooms.consumers import _timers
+
+    deadline = asyncio.get_running_loop().time() + 1  # grace timers: 0.35 s in tests
+    while _timers and asyncio.get_running_loop().time() < deadline:
+        await asyncio.wait(set(_timers), timeout=0.2)
+    for task in set(_timers):
+        task.cancel()

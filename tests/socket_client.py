@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-import pytest_asyncio
+import pytest
 from channels.testing import WebsocketCommunicator
 
 from liveaudio.asgi import application
@@ -14,6 +14,13 @@ from rooms.models import Room
 from rooms.tokens import token_mint
 
 ORIGIN = (b"origin", b"http://localhost")
+# What every test of the real consumer needs: an event loop, a database that other threads
+# see (the consumer's queries run in a thread), and no timers left running afterwards.
+SOCKET_TESTS = [
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("settled_timers"),
+]
 TIMEOUT = 5
 
 
@@ -135,17 +142,3 @@ async def _mint(room: Room, user_id: str, user_name: str, role: str | None) -> s
         )
 
     return await mint()
-
-
-@pytest_asyncio.fixture(autouse=False)
-async def settled_timers():
-    """Let the consumers' grace and expiry timers finish inside the test's own event loop,
-    so no database work from this test runs on into the next one's."""
-    yield
-    from rooms.consumers import _timers
-
-    deadline = asyncio.get_running_loop().time() + 1  # grace timers: 0.35 s in tests
-    while _timers and asyncio.get_running_loop().time() < deadline:
-        await asyncio.wait(set(_timers), timeout=0.2)
-    for task in set(_timers):
-        task.cancel()

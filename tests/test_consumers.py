@@ -16,16 +16,12 @@ from rooms import services
 from rooms.models import App, Member, Message, Room, Seat
 from tests.socket_client import (
     ORIGIN,
+    SOCKET_TESTS,
     Participant,
-    settled_timers,  # noqa: F401 - a fixture, used by name
     socket_path,
 )
 
-pytestmark = [
-    pytest.mark.asyncio,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("settled_timers"),
-]
+pytestmark = SOCKET_TESTS
 
 db = database_sync_to_async
 

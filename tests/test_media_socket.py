@@ -157,11 +157,14 @@ class Stage:
         return bot
 
     async def wait_connected(self, *guests: Guest) -> None:
+        # Polled: the peers live on the media engine's loop, their events are not ours.
         hub = media_hub()
         for guest in guests:
             peer = hub.peer(self.room.pk, guest.user_id)
             assert peer is not None, guest.user_id
-            await peer.wait_connected(CONNECT_SECONDS)
+            await wait_until(
+                lambda p=peer: p.connection_state == "connected", CONNECT_SECONDS, guest.user_id
+            )
 
     async def close(self) -> None:
         for bot in self.bots:
@@ -177,7 +180,7 @@ class Stage:
 
 @pytest_asyncio.fixture(autouse=True)
 async def fresh_media_hub() -> AsyncIterator[None]:
-    """Loopback-only ICE, and a hub made in (and closed with) this test's event loop."""
+    """Loopback-only ICE, and a media engine made for (and stopped with) this test."""
     restrict_host_candidates_to_loopback()
     install_close_race_fix()  # for the bots too: they close mid-handshake here
     media_hub.cache_clear()  # a hub cached by another test belongs to a closed loop

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from channels.db import database_sync_to_async
 
 from rooms import services
 from rooms.models import App, Member, Room, Seat, SeatInvitation, SeatRequest
 from tests.socket_client import (
+    SOCKET_TESTS,
     Participant,
-    settled_timers,  # noqa: F401 - a fixture, used by name
 )
 
-pytestmark = [
-    pytest.mark.asyncio,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("settled_timers"),
-]
+pytestmark = SOCKET_TESTS
 db = database_sync_to_async
 
 
