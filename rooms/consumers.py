@@ -429,7 +429,7 @@ def _join_options(query: dict[str, str]) -> dict[str, Any]:
     names = {
         "role": "role",
         "takeIndexWhenJoining": "take_index",
-        "closeSeatsWhenJoining": "close_when_joining",
+        "closeWhenJoining": "close_when_joining",
         "turnOnMicrophoneWhenJoining": "mic_on_when_joining",
         "endRoomWhenHostLeaves": "end_when_host_leaves",
     }

@@ -114,7 +114,7 @@ ACTIONS: dict[str, dict[str, tuple[Any, bool]]] = {
 JOIN_OPTIONS: dict[str, Any] = {
     "role": _role,
     "takeIndexWhenJoining": _int,
-    "closeSeatsWhenJoining": _bool,
+    "closeWhenJoining": _bool,
     "turnOnMicrophoneWhenJoining": _bool,
     "endRoomWhenHostLeaves": _bool,
 }

@@ -41,7 +41,7 @@ async def leave_all(*people: Participant) -> None:
 
 async def test_a_raised_hand_reaches_the_hosts_queue_only() -> None:
     room = await make_room()
-    host = await Participant.join(room, "h", role="host", closeSeatsWhenJoining="true")
+    host = await Participant.join(room, "h", role="host", closeWhenJoining="true")
     hand = await Participant.join(room, "a")
     other = await Participant.join(room, "o")
     assert (await hand.request("seat.audience.applyToTake"))["ok"]
@@ -161,7 +161,7 @@ async def test_two_hosts_joining_at_once_make_one_host() -> None:
 
 async def test_accept_racing_with_cancel_leaves_a_consistent_room() -> None:
     room = await make_room()
-    host = await Participant.join(room, "h", role="host", closeSeatsWhenJoining="true")
+    host = await Participant.join(room, "h", role="host", closeWhenJoining="true")
     hands = [await Participant.join(room, f"a{i}") for i in range(6)]
     for hand in hands:
         await hand.request("seat.audience.applyToTake")

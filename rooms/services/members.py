@@ -34,7 +34,7 @@ class JoinOptions:
 
     role: str = Role.AUDIENCE  # host, speaker or audience; capped by the token's role
     take_index: int | None = None  # takeIndexWhenJoining
-    close_when_joining: bool = False  # closeSeatsWhenJoining (hosts only)
+    close_when_joining: bool = False  # closeWhenJoining (hosts only)
     mic_on_when_joining: bool = False  # turnOnMicrophoneWhenJoining
     end_when_host_leaves: bool = False  # a host's config: leaving ends the room
 
