@@ -8,7 +8,12 @@ from functools import cache
 from aiortc import RTCIceServer
 from django.conf import settings
 
-from rooms.media import MediaHub, install_fast_audio_level, restrict_host_candidates_to_loopback
+from rooms.media import (
+    MediaEngine,
+    install_fast_audio_level,
+    restrict_host_candidates_to_loopback,
+)
+from rooms.media.engine import DEFAULT_SWITCH_INTERVAL
 from rooms.selectors import RoomState
 
 
@@ -17,13 +22,18 @@ def ice_servers() -> list[RTCIceServer]:
 
 
 @cache
-def media_hub() -> MediaHub:
-    """One hub per process, made on first use (inside the event loop that will run it)."""
+def media_hub() -> MediaEngine:
+    """One media engine per process, made on first use: its hub runs on its own thread and
+    event loop, so nothing daphne does delays the mixing clock. Close it with `close()`."""
     if settings.LIVEAUDIO_ICE_LOOPBACK_ONLY:
         restrict_host_candidates_to_loopback()
     install_fast_audio_level()
-    return MediaHub(
-        ice_servers=ice_servers(), connect_timeout=settings.LIVEAUDIO_MEDIA_CONNECT_TIMEOUT
+    return MediaEngine(
+        ice_servers=ice_servers(),
+        connect_timeout=settings.LIVEAUDIO_MEDIA_CONNECT_TIMEOUT,
+        switch_interval=getattr(
+            settings, "LIVEAUDIO_MEDIA_SWITCH_INTERVAL", DEFAULT_SWITCH_INTERVAL
+        ),
     )
 
 

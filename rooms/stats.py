@@ -24,11 +24,9 @@ PERCENTILES = (50, 95, 99)
 
 @require_GET
 async def media_stats(request: HttpRequest) -> JsonResponse:
-    # Async on purpose: it runs on the event loop that owns the hub, so the hub's dicts
-    # are never read while another thread changes them.
     if not settings.LIVEAUDIO_MEDIA_STATS or not _is_loopback(request.META.get("REMOTE_ADDR")):
         raise Http404
-    return JsonResponse({"hub": _hub_report(), "process": process_report()})
+    return JsonResponse({"hub": await _hub_report(), "process": process_report()})
 
 
 def _is_loopback(address: str | None) -> bool:
@@ -38,13 +36,16 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-def _hub_report() -> dict:
-    # Asking must not build a hub (and patch ICE) in a process that never had one.
-    if media_hub.cache_info().currsize == 0:
+async def _hub_report() -> dict:
+    # Asking must not build an engine (and patch ICE) in a process that never had one.
+    if media_hub.cache_info().currsize == 0 or not media_hub().running:
         return {"counts": {"rooms": 0, "peers": 0, "level_listeners": 0}, "rooms": []}
-    hub = media_hub()
-    rooms = [room_report(key, media) for key, media in hub.room_media()]
-    return {"counts": hub.counts(), "rooms": rooms}
+    engine = media_hub()
+    # Built on the media loop, so the hub's dicts are never read while they change.
+    rooms = await engine.call(
+        lambda: [room_report(key, media) for key, media in engine.room_media()]
+    )
+    return {"counts": engine.counts(), "rooms": rooms}
 
 
 def room_report(key: Hashable, media: RoomMedia) -> dict:
@@ -56,6 +57,8 @@ def room_report(key: Hashable, media: RoomMedia) -> dict:
         "connected_peers": sum(peer.connection_state == "connected" for peer in peers),
         "audible": len(media.audible),
         "encoders": media.mixer.encoder_count,
+        # The adaptive playout delay each audible speaker is played with (20-60 ms).
+        "playout_targets_ms": [p.playout.target_ms for p in peers if p.pid in media.audible],
         "mixer": mixer_report(media.mixer.stats),
         "tracks": {
             "queued": sum(t.queued for t in tracks),

@@ -5,6 +5,7 @@ The Django/Channels consumer drives it; nothing here imports Django.
 
 from __future__ import annotations
 
+from .engine import MediaEngine
 from .errors import MediaError
 from .hub import MediaHub
 from .ice import restore_host_candidates, restrict_host_candidates_to_loopback, rtc_configuration
@@ -15,6 +16,7 @@ from .peer import MediaPeer, validate_offer
 from .playout import PlayoutBuffer, PlayoutFrame
 
 __all__ = [
+    "MediaEngine",
     "MediaError",
     "MediaHub",
     "MediaPeer",

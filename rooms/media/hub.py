@@ -21,6 +21,7 @@ from .peer import MediaPeer, validate_offer
 logger = logging.getLogger(__name__)
 
 LevelsListener = Callable[[dict[str, float]], None]
+RoomLevelsHook = Callable[[Hashable, dict[str, float]], None]
 
 
 @dataclass
@@ -38,9 +39,12 @@ class MediaHub:
         *,
         ice_servers: Iterable[RTCIceServer] = (),
         connect_timeout: float = 15.0,
+        on_levels: RoomLevelsHook | None = None,
     ) -> None:
         self._ice_servers = list(ice_servers)
         self._connect_timeout = connect_timeout
+        # Every room's levels, for an owner that fans them out itself (`MediaEngine`).
+        self._on_levels = on_levels
         self._rooms: dict[Hashable, RoomMedia] = {}
         # Sockets listening for levels; kept apart so a room without peers has no mixer.
         self._level_listeners: dict[Hashable, set[LevelsListener]] = {}
@@ -175,10 +179,13 @@ class MediaHub:
         return iter(list(self._rooms.items()))
 
     def counts(self) -> dict[str, int]:
+        # Snapshots first (each one C call): another thread may read this while the hub runs.
+        rooms = list(self._rooms.values())
+        listeners = list(self._level_listeners.values())
         return {
-            "rooms": len(self._rooms),
-            "peers": sum(len(m.peers) for m in self._rooms.values()),
-            "level_listeners": sum(len(ls) for ls in self._level_listeners.values()),
+            "rooms": len(rooms),
+            "peers": sum(len(m.peers) for m in rooms),
+            "level_listeners": sum(len(ls) for ls in listeners),
         }
 
     # -- internals ---------------------------------------------------------------------------
@@ -192,6 +199,8 @@ class MediaHub:
         return media
 
     def _fan_out(self, room: Hashable, levels: dict[str, float]) -> None:
+        if self._on_levels is not None:
+            self._on_levels(room, levels)
         for listener in list(self._level_listeners.get(room, ())):
             try:
                 listener(levels)

@@ -8,13 +8,20 @@ function rather than rely on whatever interfaces the machine happens to have.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
+import logging
+import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import aioice
 import aioice.ice
+import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+logger = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 
@@ -71,26 +78,53 @@ def restore_host_candidates() -> None:
     aioice.ice.Connection.request_received = _original_request_received
 
 
-def install_consent_leak_fix() -> None:
-    """Stop aioice 0.13 from leaking a consent-check task per connection closed early.
+# RFC 7675: consent expires after 30 s *without any answer*. aioice instead counts a check
+# that is not answered within 0.5 s (one try, no retransmission) as a failure and gives up
+# after 6 of them in a row, so 30 s of busy event loops on either side (a join storm) cut
+# healthy connections: seated speakers lost their peers at 100-200 listeners.
+CONSENT_EXPIRY_SECONDS = 30.0
+CONSENT_RETRANSMISSIONS = 3  # one check waits 0.5 + 1 + 2 + 4 s before it counts as lost
 
-    `Connection.connect()` starts the RFC 7675 consent task once its checks
-    complete, even when `close()` already ran meanwhile (a peer closed during
-    ICE). That task then loops every ~5 s forever, since nobody will cancel it.
-    The guard makes such a late task end at once. Idempotent.
+
+def install_consent_leak_fix() -> None:
+    """Replace aioice 0.13's consent freshness loop (RFC 7675) with a patient one.
+
+    Two fixes. A connection closed during ICE no longer leaks a consent task that loops
+    every ~5 s forever (`connect()` starts it even when `close()` already ran). And a
+    late answer counts: consent expires only after `CONSENT_EXPIRY_SECONDS` without any.
+    Idempotent.
     """
     connection = aioice.ice.Connection
     if getattr(connection.query_consent, "_liveaudio_guard", False):
         return
-    original = connection.query_consent
+    connection.query_consent = _query_consent  # type: ignore[method-assign]
 
-    async def query_consent(self: aioice.ice.Connection) -> None:
-        if getattr(self, "_closing", False):
+
+async def _query_consent(self: aioice.ice.Connection) -> None:
+    if getattr(self, "_closing", False):
+        return
+    assert self.remote_password is not None
+    loop = asyncio.get_running_loop()
+    last_answer = loop.time()
+    while True:
+        await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+        for pair in self._nominated.values():
+            with contextlib.suppress(aioice.stun.TransactionError):
+                await pair.protocol.request(
+                    self.build_request(pair, nominate=False),
+                    pair.remote_addr,
+                    integrity_key=self.remote_password.encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+                last_answer = loop.time()
+        if loop.time() - last_answer > CONSENT_EXPIRY_SECONDS:
+            logger.info("ICE consent expired: no answer for %.0f s", CONSENT_EXPIRY_SECONDS)
+            self._query_consent_task = None
+            await self.close()
             return
-        await original(self)
 
-    query_consent._liveaudio_guard = True  # type: ignore[attr-defined]
-    connection.query_consent = query_consent  # type: ignore[method-assign]
+
+_query_consent._liveaudio_guard = True  # type: ignore[attr-defined]
 
 
 def install_close_race_fix() -> None:

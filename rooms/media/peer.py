@@ -63,7 +63,7 @@ class MediaPeer:
         *,
         ice_servers: Iterable[RTCIceServer] = (),
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-        playout_target_ms: int = 40,
+        playout_target_ms: int | None = None,  # None: adapts to the stream's jitter
         on_closed: Callable[[MediaPeer], None] | None = None,
     ) -> None:
         install_consent_leak_fix()
