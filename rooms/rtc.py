@@ -38,14 +38,11 @@ def media_hub() -> MediaEngine:
 
 
 def audible_user_ids(state: RoomState) -> set[str]:
-    """Only a user on a seat, online, with their microphone on is mixed into the room.
+    """Only a user on a seat with their microphone on is mixed into the room.
 
-    Kicked and banned users have no seat; a host mute turns the microphone off. Whatever a
-    browser sends, nobody else is ever heard.
+    Kicked, banned and departed users have no seat; a host mute turns the microphone off.
+    Whatever a browser sends, nobody else is ever heard. A speaker whose socket is
+    reconnecting keeps their seat for the grace period, and so keeps being heard: their
+    audio does not travel over the socket.
     """
-    return {
-        seat.user_id
-        for row in state.rows
-        for seat in row
-        if seat.user_id and seat.mic_on and seat.online
-    }
+    return {seat.user_id for row in state.rows for seat in row if seat.user_id and seat.mic_on}
