@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from rooms import roles
 from rooms.models import Member, Message, Role, Room
 
 
@@ -119,13 +120,9 @@ def displayed_role(*, stored_role: str, seated: bool) -> str:
 
 
 def has_host_permissions(member: MemberState | None, members: list[MemberState]) -> bool:
-    """The host, or a co-host while no host is in the room."""
-    if member is None:
-        return False
-    if member.role == Role.HOST:
-        return True
-    host_present = any(m.role == Role.HOST and m.online for m in members)
-    return member.role == Role.COHOST and not host_present
+    return member is not None and roles.has_host_permissions(
+        member.role, host_online=lambda: any(m.role == Role.HOST and m.online for m in members)
+    )
 
 
 def room_state(room: Room) -> RoomState:

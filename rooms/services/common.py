@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from rooms import roles
 from rooms.models import Member, Role, Room, Seat
 
 
@@ -47,12 +48,12 @@ def active_member(member: Member) -> Member:
 
 
 def has_host_permissions(member: Member) -> bool:
-    """The host, or a co-host while no host is in the room."""
-    if member.role == Role.HOST:
-        return True
-    if member.role != Role.COHOST:
-        return False
-    return not Member.objects.filter(room_id=member.room_id, role=Role.HOST, online=True).exists()
+    return roles.has_host_permissions(
+        member.role,
+        host_online=Member.objects.filter(
+            room_id=member.room_id, role=Role.HOST, online=True
+        ).exists,
+    )
 
 
 def require_host_permissions(member: Member | None) -> None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from rooms import events
 from rooms.models import Member, Role, Room, Seat
+from rooms.roles import ROLE_RANK
 from rooms.services.common import (
     NotPermitted,
     ServiceError,
@@ -24,8 +25,6 @@ from rooms.services.common import (
 from rooms.services.requests import tickets_drop_for
 from rooms.services.seats import seat_member, set_locked, vacate
 from rooms.tokens import TokenClaims
-
-ROLE_RANK = {Role.AUDIENCE: 0, Role.SPEAKER: 1, Role.COHOST: 2, Role.HOST: 3}
 
 
 @dataclass(frozen=True)

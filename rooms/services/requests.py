@@ -6,10 +6,12 @@ server's, not a peer's, and both expire after ``LIVEAUDIO_SEAT_TICKET_SECONDS``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from rooms import events
@@ -85,23 +87,28 @@ def seat_request_apply(*, member: Member, index: int | None = None) -> SeatReque
 
 def seat_request_cancel(*, member: Member) -> None:
     """``seat.audience.cancelTakingRequest``."""
+    _withdraw(
+        member,
+        lambda m: SeatRequest.objects.filter(member=m),
+        missing=ServiceError("no_request", "You have no pending request."),
+        hosts_hear={"type": "seat.host.onTakingRequestCanceled", "reason": "canceled"},
+    )
+
+
+def _withdraw(
+    member: Member,
+    tickets_of: Callable[[Member], QuerySet],
+    *,
+    missing: ServiceError,
+    hosts_hear: dict,
+) -> None:
+    """A member takes back their own request, or declines their invitation."""
     with transaction.atomic():
         room = lock_room(member.room)
         member = active_member(member)
-        if not SeatRequest.objects.filter(member=member).delete()[0]:
-            raise ServiceError("no_request", "You have no pending request.")
-        events.on_commit_room_changed(
-            room,
-            [
-                to_hosts(
-                    {
-                        "type": "seat.host.onTakingRequestCanceled",
-                        "userID": member.user_id,
-                        "reason": "canceled",
-                    }
-                )
-            ],
-        )
+        if not tickets_of(member).delete()[0]:
+            raise missing
+        events.on_commit_room_changed(room, [to_hosts({**hosts_hear, "userID": member.user_id})])
 
 
 def seat_request_accept(*, actor: Member, user_id: str) -> Seat:
@@ -232,15 +239,12 @@ def seat_invitation_accept(*, member: Member) -> Seat:
 
 def seat_invitation_reject(*, member: Member) -> None:
     """The invitee declines; the host is told (``onTakingInvitationRejected``)."""
-    with transaction.atomic():
-        room = lock_room(member.room)
-        member = active_member(member)
-        if not SeatInvitation.objects.filter(invitee=member).delete()[0]:
-            raise ServiceError("no_invitation", "You have no pending invitation.")
-        events.on_commit_room_changed(
-            room,
-            [to_hosts({"type": "seat.host.onTakingInvitationRejected", "userID": member.user_id})],
-        )
+    _withdraw(
+        member,
+        lambda m: SeatInvitation.objects.filter(invitee=m),
+        missing=ServiceError("no_invitation", "You have no pending invitation."),
+        hosts_hear={"type": "seat.host.onTakingInvitationRejected"},
+    )
 
 
 # --- expiry and departures -------------------------------------------------------------------
