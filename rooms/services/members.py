@@ -214,7 +214,7 @@ def _remove(member: Member, *, by: Member | None, ban: bool) -> None:
                 raise NotPermitted("You are not in this room.")
         member = Member.objects.select_related("room").get(pk=member.pk)
         if by is not None and (member.role == Role.HOST or member.pk == by.pk):
-            raise NotPermitted("The host cannot be removed.")
+            raise NotPermitted("Neither the host nor yourself can be removed this way.")
         channel = member.channel_name
         if ban:
             Member.objects.filter(pk=member.pk).update(banned=True)
