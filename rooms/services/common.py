@@ -62,6 +62,14 @@ def require_host_permissions(member: Member | None) -> None:
         raise NotPermitted("Only the host can do that.")
 
 
+def host_acting(actor: Member) -> tuple[Room, Member]:
+    """Inside a transaction: lock the actor's room, reload the actor, require host permissions."""
+    room = lock_room(actor.room)
+    actor = active_member(actor)
+    require_host_permissions(actor)
+    return room, actor
+
+
 def require_same_room(member: Member, room: Room) -> None:
     if member.room_id != room.pk:
         raise NotPermitted("You are not in this room.")

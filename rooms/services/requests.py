@@ -21,9 +21,9 @@ from rooms.services.common import (
     active_member,
     check_index,
     first_empty_seat,
+    host_acting,
     lock_room,
     member_by_user_id,
-    require_host_permissions,
     seat_of,
     to_hosts,
     to_users,
@@ -114,9 +114,7 @@ def _withdraw(
 def seat_request_accept(*, actor: Member, user_id: str) -> Seat:
     """``seat.host.acceptTakingRequest``: seat the requester, locked seat or not, mic on."""
     with transaction.atomic():
-        room = lock_room(actor.room)
-        actor = active_member(actor)
-        require_host_permissions(actor)
+        room, actor = host_acting(actor)
         tickets_expire(room=room)
         request = _pending_request(room, user_id)
         seat = _seat_for_request(room, request)
@@ -127,9 +125,7 @@ def seat_request_accept(*, actor: Member, user_id: str) -> Seat:
 def seat_request_reject(*, actor: Member, user_id: str) -> None:
     """``seat.host.rejectTakingRequest``."""
     with transaction.atomic():
-        room = lock_room(actor.room)
-        actor = active_member(actor)
-        require_host_permissions(actor)
+        room, actor = host_acting(actor)
         _pending_request(room, user_id).delete()
         events.on_commit_room_changed(
             room,
@@ -175,9 +171,7 @@ def _seat_for_request(room: Room, request: SeatRequest) -> Seat:
 def seat_invite(*, actor: Member, user_id: str) -> SeatInvitation:
     """``seat.host.inviteToTake``: one pending invitation per user; it replaces their request."""
     with transaction.atomic():
-        room = lock_room(actor.room)
-        actor = active_member(actor)
-        require_host_permissions(actor)
+        room, actor = host_acting(actor)
         tickets_expire(room=room)
         invitee = member_by_user_id(room, user_id)
         if seat_of(invitee) is not None:

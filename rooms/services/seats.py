@@ -11,6 +11,7 @@ from rooms.services.common import (
     ServiceError,
     active_member,
     check_index,
+    host_acting,
     lock_room,
     member_by_user_id,
     require_host_permissions,
@@ -102,9 +103,7 @@ def seat_leave(*, member: Member) -> None:
 def seat_remove_speaker(*, actor: Member, user_id: str) -> None:
     """``seat.host.removeSpeaker``: the host takes someone off their seat."""
     with transaction.atomic():
-        room = lock_room(actor.room)
-        actor = active_member(actor)
-        require_host_permissions(actor)
+        room, actor = host_acting(actor)
         target = member_by_user_id(room, user_id)
         if target.role == Role.HOST:
             raise NotPermitted("The host cannot be removed from their seat.")
