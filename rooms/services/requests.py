@@ -178,17 +178,7 @@ def seat_invite(*, actor: Member, user_id: str) -> SeatInvitation:
             raise ServiceError("already_seated", f"{invitee.user_name} is already on a seat.")
         if SeatInvitation.objects.filter(invitee=invitee).exists():
             raise ServiceError("already_invited", f"{invitee.user_name} is already invited.")
-        room_events: list[dict] = []
-        if SeatRequest.objects.filter(member=invitee).delete()[0]:
-            room_events.append(
-                to_hosts(
-                    {
-                        "type": "seat.host.onTakingRequestCanceled",
-                        "userID": invitee.user_id,
-                        "reason": "invited",
-                    }
-                )
-            )
+        room_events = _drop_request(invitee, reason="invited")
         invitation = SeatInvitation.objects.create(room=room, invitee=invitee, inviter=actor)
         room_events.append(
             to_users(
@@ -294,17 +284,7 @@ def seat_tickets_expire(*, room: Room) -> int:
 
 def tickets_drop_for(member: Member, *, reason: str) -> list[dict]:
     """A member left: their request and invitation go, and the hosts are told."""
-    dropped: list[dict] = []
-    if SeatRequest.objects.filter(member=member).delete()[0]:
-        dropped.append(
-            to_hosts(
-                {
-                    "type": "seat.host.onTakingRequestCanceled",
-                    "userID": member.user_id,
-                    "reason": reason,
-                }
-            )
-        )
+    dropped = _drop_request(member, reason=reason)
     if SeatInvitation.objects.filter(invitee=member).delete()[0]:
         dropped.append(
             to_hosts(
@@ -316,3 +296,18 @@ def tickets_drop_for(member: Member, *, reason: str) -> list[dict]:
             )
         )
     return dropped
+
+
+def _drop_request(member: Member, *, reason: str) -> list[dict]:
+    """Delete a member's pending request; the hosts' queue hears why."""
+    if not SeatRequest.objects.filter(member=member).delete()[0]:
+        return []
+    return [
+        to_hosts(
+            {
+                "type": "seat.host.onTakingRequestCanceled",
+                "userID": member.user_id,
+                "reason": reason,
+            }
+        )
+    ]
