@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Q
 
 from rooms import roles
 from rooms.models import Member, Message, Role, Room
@@ -126,7 +127,11 @@ def has_host_permissions(member: MemberState | None, members: list[MemberState])
 
 
 def room_state(room: Room) -> RoomState:
-    members = list(room.members.filter(banned=False))
+    # Everyone who ever joined stays a row; only those present or holding a seat (the grace
+    # period) are part of the state, so ask the database for just those.
+    members = list(
+        room.members.filter(banned=False).filter(Q(online=True) | Q(seats__isnull=False))
+    )
     seat_of = {}
     seats = list(room.seats.select_related("occupant").order_by("index"))
     for seat in seats:
@@ -160,7 +165,6 @@ def room_state(room: Room) -> RoomState:
                 seat_index=seat_of.get(m.pk),
             )
             for m in members
-            if m.online or m.pk in seat_of
         ],
         requests=[
             RequestState(
