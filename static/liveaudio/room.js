@@ -12,7 +12,6 @@ export const liveaudio = {
   userID: room?.dataset.userId ?? null,
   state: null,
   messages: [],
-  events: [],            // every JSON frame received except levels, newest last
   levels: {},            // userID -> 0..1, ~8 times a second while someone speaks
   localMutes: new Set(), // userIDs this user chose not to hear
   closed: null,          // {code, reason} once the server closed the socket for good
@@ -55,7 +54,6 @@ function handleJSON(frame) {
     paintLevels();
     return;
   }
-  liveaudio.events.push(frame);
   switch (frame.type) {
     case "reply":
     case "error":
