@@ -39,6 +39,9 @@ class App(models.Model):
     test_mode = models.BooleanField(
         default=False, help_text="Test apps may pass appSign to the browser; never in production."
     )
+    webhook_url = models.URLField(
+        blank=True, help_text="Where room and member events are POSTed, signed with the appSign."
+    )
 
     class Meta:
         ordering = ["app_id"]
@@ -184,3 +187,45 @@ class SeatInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitee.user_name} invited to a seat"
+
+
+class WebhookDelivery(models.Model):
+    """One event for an app's webhook, kept until delivered or given up (retried with back-off)."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="given up")
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} for {self.app_id}"
+
+
+class EmbedSession(models.Model):
+    """An embedded user's validated join: token claims, the integrator's config, the parent origin.
+
+    Made by the embed SDK's first request; the iframe and its socket name only the key, so
+    neither the token nor the config travels in a URL.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="embed_sessions")
+    room_id = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=128)
+    user_name = models.CharField(max_length=64)
+    role_ceiling = models.CharField(max_length=16, blank=True)
+    config = models.JSONField(default=dict)
+    parent_origin = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id}"
