@@ -201,6 +201,7 @@ class Window:
     listeners: int
     seconds: float = 0.0
     server_cpu: float = 0.0  # % of one core
+    media_cpu: float = 0.0  # of which the media worker process
     bots_cpu: float = 0.0
     rss_mb: float = 0.0
     loss: float = 0.0
@@ -233,11 +234,20 @@ def measure(server: str, workers: Workers, speakers: int, listeners: int, second
 
 
 def _server_figures(window: Window, first: dict[str, Any], last: dict[str, Any]) -> None:
+    # The server is daphne plus, by default, its media worker process.
+    def processes(stats: dict[str, Any]) -> list[dict[str, Any]]:
+        return [stats["process"], *([stats["media_process"]] if "media_process" in stats else [])]
+
     def cpu(stats: dict[str, Any]) -> float:
-        return stats["process"]["cpu_user_s"] + stats["process"]["cpu_system_s"]
+        return sum(p["cpu_user_s"] + p["cpu_system_s"] for p in processes(stats))
+
+    def media_cpu(stats: dict[str, Any]) -> float:
+        media = stats.get("media_process")
+        return media["cpu_user_s"] + media["cpu_system_s"] if media else 0.0
 
     window.server_cpu = 100 * (cpu(last) - cpu(first)) / window.seconds
-    window.rss_mb = last["process"]["rss_bytes"] / 2**20
+    window.media_cpu = 100 * (media_cpu(last) - media_cpu(first)) / window.seconds
+    window.rss_mb = sum(p["rss_bytes"] for p in processes(last)) / 2**20
     before, after = room_of(first), room_of(last)
     if before is None or after is None:
         return
@@ -399,6 +409,7 @@ def _report(w: Window) -> Window:
     latency = " ".join(f"{k}={v:.1f}" for k, v in w.latency_ms.items()) or "-"
     print(
         f"S={w.speakers:<2} L={w.listeners:<4} server_cpu={w.server_cpu:5.1f}% "
+        f"(media {w.media_cpu:5.1f}%) "
         f"bots_cpu={w.bots_cpu:5.1f}% rss={w.rss_mb:6.1f}MB loss={w.loss:.3%} "
         f"ok={w.listeners_ok}/{w.listeners} worst={w.worst_loss:.2%} "
         f"sent_latency_ms[{latency}] late_ticks={w.late_ticks} dropped={w.dropped} "

@@ -167,6 +167,9 @@ LIVEAUDIO_ICE_LOOPBACK_ONLY = os.environ.get("LIVEAUDIO_ICE_LOOPBACK_ONLY", "0")
 # A peer that has not connected by then is closed and cleaned up.
 LIVEAUDIO_MEDIA_CONNECT_TIMEOUT = float(os.environ.get("LIVEAUDIO_MEDIA_CONNECT_TIMEOUT", "15"))
 LIVEAUDIO_SDP_MAX_CHARS = 12_000  # within LIVEAUDIO_SOCKET_MAX_BYTES
+# The media plane (peers, mixers) runs in a worker process of its own; 0 runs it on a thread
+# of the server process instead (the in-process tests do, to inspect peers).
+LIVEAUDIO_MEDIA_PROCESS = os.environ.get("LIVEAUDIO_MEDIA_PROCESS", "1") == "1"
 # Benchmarks: /internal/media-stats/ answers (loopback callers only) when this is on.
 LIVEAUDIO_MEDIA_STATS = os.environ.get("LIVEAUDIO_MEDIA_STATS", "0") == "1"
 # Raised hands and invitations expire after this long.

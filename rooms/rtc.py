@@ -14,6 +14,7 @@ from rooms.media import (
     restrict_host_candidates_to_loopback,
 )
 from rooms.media.engine import DEFAULT_SWITCH_INTERVAL
+from rooms.media.worker import MediaProcess, WorkerConfig
 from rooms.selectors import RoomState
 
 
@@ -22,9 +23,22 @@ def ice_servers() -> list[RTCIceServer]:
 
 
 @cache
-def media_hub() -> MediaEngine:
-    """One media engine per process, made on first use: its hub runs on its own thread and
-    event loop, so nothing daphne does delays the mixing clock. Close it with `close()`."""
+def media_hub() -> MediaEngine | MediaProcess:
+    """One media engine per server process, made on first use. Close it with `close()`.
+
+    By default its hub runs in a media worker process of its own (`MediaProcess`), so
+    nothing daphne does delays the mixing clock, not even the GIL; with
+    `LIVEAUDIO_MEDIA_PROCESS=0` it runs on a thread of this process (`MediaEngine`), where
+    tests can inspect its peers directly.
+    """
+    if settings.LIVEAUDIO_MEDIA_PROCESS:
+        return MediaProcess(
+            WorkerConfig(
+                ice_servers=settings.LIVEAUDIO_ICE_SERVERS,
+                connect_timeout=settings.LIVEAUDIO_MEDIA_CONNECT_TIMEOUT,
+                loopback_only=settings.LIVEAUDIO_ICE_LOOPBACK_ONLY,
+            )
+        )
     if settings.LIVEAUDIO_ICE_LOOPBACK_ONLY:
         restrict_host_candidates_to_loopback()
     install_fast_audio_level()

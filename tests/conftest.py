@@ -13,6 +13,9 @@ from rooms.services import room_create
 def _quick_grace(settings) -> None:
     # Seats of disconnected users free after the grace period; tests wait for it, briefly.
     settings.LIVEAUDIO_SEAT_GRACE_SECONDS = 0.3
+    # In this process the media hub runs on a thread, where tests can inspect its peers.
+    # Servers started by tests (tests/servers.py) run it in its worker process, the default.
+    settings.LIVEAUDIO_MEDIA_PROCESS = False
 
 
 @pytest.fixture

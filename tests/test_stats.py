@@ -26,7 +26,7 @@ def test_media_stats_refuse_other_callers(client: Client, settings, address: str
 
 
 def test_media_stats_report_latency_percentiles() -> None:
-    from rooms.stats import latency_report
+    from rooms.media.report import latency_report
 
     report = latency_report([i / 1000 for i in range(1, 101)])
     assert report["n"] == 100 and report["p50"] == pytest.approx(51)

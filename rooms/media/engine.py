@@ -89,6 +89,10 @@ class MediaEngine:
         """Run `function` on the media loop (a consistent read of the hub, for reports)."""
         return await asyncio.wrap_future(self._submit(function))
 
+    async def query(self, function: Callable[[MediaHub], T]) -> T:
+        """`function(hub)` run on the media loop (the same call as `MediaProcess.query`)."""
+        return await self.call(lambda: function(self._hub))
+
     # -- rules (posted, never blocking) -----------------------------------------------------
 
     def release_later(self, room: Hashable, user_id: str, delay: float) -> None:
@@ -140,6 +144,10 @@ class MediaEngine:
                 len(listeners) for loops in self._levels.values() for listeners in loops.values()
             )
         return counts
+
+    def level_listener_count(self) -> int:
+        with self._levels_lock:
+            return sum(len(ls) for loops in self._levels.values() for ls in loops.values())
 
     @property
     def running(self) -> bool:

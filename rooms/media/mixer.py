@@ -261,8 +261,9 @@ class RoomMixer:
             # (someone unmutes) keeps continuous RTP timestamps.
             packet.pts = pts
             packet.time_base = TIME_BASE
+            payload = bytes(packet)
             for pid in mix.listeners:
-                self._tracks[pid].put(packet, arrival)
+                self._tracks[pid].put(packet, arrival, payload)
             if arrival is not None:
                 self.stats.queued_latency.append(now - arrival)
 

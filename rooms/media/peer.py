@@ -20,7 +20,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 from .errors import MediaError
 from .ice import install_close_race_fix, install_consent_leak_fix, rtc_configuration
 from .mixer import RoomMixer
-from .outbound import MixedAudioTrack
+from .outbound import MixedAudioTrack, use_direct_send
 from .playout import PlayoutBuffer
 from .receiver_tap import tap_receiver
 
@@ -116,7 +116,8 @@ class MediaPeer:
         self._mixer.remove_participant(self.pid)
         self._track = self._mixer.add_participant(self.pid)
         self._mixer.attach_source(self.pid, self.playout)
-        self._pc.addTrack(self._track)  # reuses the offered transceiver: sendrecv
+        sender = self._pc.addTrack(self._track)  # reuses the offered transceiver: sendrecv
+        use_direct_send(sender, self._track)
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         self._watchdog = asyncio.get_running_loop().create_task(
             self._close_unless_connected(), name=f"MediaPeer({self.pid}).watchdog"
