@@ -332,6 +332,9 @@ async def test_a_bad_offer_does_not_cut_a_working_connection(stage: Stage) -> No
     peer = media_hub().peer(stage.room.pk, "a")
     assert (await a.offer("hello"))["code"] == "media_bad_sdp"
     assert (await a.offer(await offer_of("video")))["code"] == "media_no_audio"
+    # Well-formed, but no codec aiortc can use: refused inside aiortc, after validation.
+    unusable = re.sub(r"a=rtpmap:(\d+) \S+", r"a=rtpmap:\1 nonesuch/48000", await offer_of("audio"))
+    assert (await a.offer(unusable))["code"] == "media_bad_sdp"
     assert media_hub().peer(stage.room.pk, "a") is peer and not peer.closed
     await audio_from_now([b.bot], 1.0)
     assert hears(b.bot, 1.0) == {A_TONE}
@@ -363,6 +366,10 @@ async def test_a_peer_that_never_completes_ice_is_closed_and_forgotten(
     assert time.monotonic() - offered_at > 1.5  # the timeout, not something sooner
     assert all(peer.closed and peer.timed_out for peer in peers)
     assert hub.counts()["rooms"] == 0  # the idle room's mixer went too
+    # Both pages are told, so they can offer again at once.
+    for guest in (lost, ghost):
+        closed = await guest.socket.wait_for("rtc.closed")
+        assert closed["reason"] == "timeout" and closed["message"]
     # The socket is fine, and a new offer that completes ICE works.
     assert (await lost.socket.request("ping"))["type"] == "reply"
     lost.bot = stage.bot("lost-again", A_TONE)

@@ -30,6 +30,7 @@ from aiortc import RTCIceServer
 from .hub import LevelsListener, MediaHub, RoomMedia
 from .mixer import RoomMixer
 from .peer import MediaPeer
+from .subscribers import RoomSubscribers
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ T = TypeVar("T")
 DEFAULT_SWITCH_INTERVAL = 0.001
 STOP_TIMEOUT = 10.0
 
-_Subscribers = dict[asyncio.AbstractEventLoop, set[LevelsListener]]
 
 
 class MediaEngine:
@@ -54,8 +54,9 @@ class MediaEngine:
     ) -> None:
         if switch_interval:
             sys.setswitchinterval(switch_interval)
-        self._levels: dict[Hashable, _Subscribers] = {}
-        self._levels_lock = threading.Lock()
+        self._levels = RoomSubscribers()
+        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set posted, per room
+        self._closures = RoomSubscribers()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="liveaudio-media", daemon=True)
         self._thread.start()
@@ -63,17 +64,23 @@ class MediaEngine:
             lambda: MediaHub(
                 ice_servers=ice_servers,
                 connect_timeout=connect_timeout,
-                on_levels=self._post_levels,
+                on_levels=self._levels.deliver,
+                on_peer_closed=self._closures.deliver,
             )
         )
 
     # -- peers (awaited from the caller's loop) ------------------------------------------------
 
     async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        return await self._await(self._hub.offer(room, user_id, sdp))
+        self._audible_sent.pop(room, None)  # a room made anew by this offer needs the set
+        try:
+            return await self._await(self._hub.offer(room, user_id, sdp))
+        finally:
+            self._audible_sent.pop(room, None)
 
     async def release(self, room: Hashable, user_id: str) -> None:
         await self._await(self._hub.release(room, user_id))
+        self._audible_sent.pop(room, None)
 
     async def close(self) -> None:
         """Close every room, then stop the media thread; idempotent."""
@@ -102,7 +109,11 @@ class MediaEngine:
         self._post(self._hub.cancel_release, room, user_id)
 
     def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
-        self._post(self._hub.set_audible, room, frozenset(user_ids))
+        """Every socket of a room calls this on each update: post only what changed."""
+        audible = frozenset(user_ids)
+        if self._audible_sent.get(room) != audible:
+            self._audible_sent[room] = audible
+            self._post(self._hub.set_audible, room, audible)
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
         self._post(self._hub.set_local_mutes, room, user_id, frozenset(muted))
@@ -110,21 +121,15 @@ class MediaEngine:
     # -- speaking levels ---------------------------------------------------------------------
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
-        """`listener` is called on the loop running now, never on the media thread."""
-        loop = asyncio.get_running_loop()
-        with self._levels_lock:
-            self._levels.setdefault(room, {}).setdefault(loop, set()).add(listener)
+        """`listener(levels)` is called on the loop running now, never on the media thread."""
+        return self._levels.subscribe(room, listener)
 
-        def unsubscribe() -> None:
-            with self._levels_lock:
-                loops = self._levels.get(room, {})
-                loops.get(loop, set()).discard(listener)
-                if not loops.get(loop, True):
-                    del loops[loop]
-                if not loops:
-                    self._levels.pop(room, None)
-
-        return unsubscribe
+    def subscribe_peer_closed(
+        self, room: Hashable, listener: Callable[[str, str], None]
+    ) -> Callable[[], None]:
+        """`listener(user_id, reason)` when a peer of `room` closed on its own (ICE timeout
+        or failure), on the loop running now."""
+        return self._closures.subscribe(room, listener)
 
     # -- inspection (tests, stats): plain reads of the hub from any thread --------------------
 
@@ -139,15 +144,11 @@ class MediaEngine:
 
     def counts(self) -> dict[str, int]:
         counts = self._hub.counts()
-        with self._levels_lock:
-            counts["level_listeners"] = sum(
-                len(listeners) for loops in self._levels.values() for listeners in loops.values()
-            )
+        counts["level_listeners"] = self._levels.count()
         return counts
 
     def level_listener_count(self) -> int:
-        with self._levels_lock:
-            return sum(len(ls) for loops in self._levels.values() for ls in loops.values())
+        return self._levels.count()
 
     @property
     def running(self) -> bool:
@@ -197,21 +198,3 @@ class MediaEngine:
 
     def _call_soon_blocking(self, function: Callable[[], T]) -> T:
         return self._submit(function).result(STOP_TIMEOUT)
-
-    def _post_levels(self, room: Hashable, levels: dict[str, float]) -> None:
-        """On the media loop: one callback per subscribing loop carries the report."""
-        with self._levels_lock:
-            targets = [(loop, tuple(ls)) for loop, ls in self._levels.get(room, {}).items()]
-        for loop, listeners in targets:
-            try:
-                loop.call_soon_threadsafe(_deliver, listeners, levels)
-            except RuntimeError:  # that loop is closed; its sockets are gone
-                continue
-
-
-def _deliver(listeners: tuple[LevelsListener, ...], levels: dict[str, float]) -> None:
-    for listener in listeners:
-        try:
-            listener(levels)
-        except Exception:
-            logger.exception("levels listener failed")

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 LevelsListener = Callable[[dict[str, float]], None]
 RoomLevelsHook = Callable[[Hashable, dict[str, float]], None]
+# (room, user_id, reason): a peer closed without anyone asking (ICE timeout or failure).
+PeerClosedHook = Callable[[Hashable, str, str], None]
 
 
 @dataclass
@@ -40,11 +42,13 @@ class MediaHub:
         ice_servers: Iterable[RTCIceServer] = (),
         connect_timeout: float = 15.0,
         on_levels: RoomLevelsHook | None = None,
+        on_peer_closed: PeerClosedHook | None = None,
     ) -> None:
         self._ice_servers = list(ice_servers)
         self._connect_timeout = connect_timeout
         # Every room's levels, for an owner that fans them out itself (`MediaEngine`).
         self._on_levels = on_levels
+        self._on_peer_closed = on_peer_closed
         self._rooms: dict[Hashable, RoomMedia] = {}
         # Sockets listening for levels; kept apart so a room without peers has no mixer.
         self._level_listeners: dict[Hashable, set[LevelsListener]] = {}
@@ -62,9 +66,6 @@ class MediaHub:
         validate_offer(sdp, "offer")
         media = self._room(room)
         self.cancel_release(room, user_id)
-        old = media.peers.pop(user_id, None)
-        if old is not None:
-            await old.close()
         peer = MediaPeer(
             user_id,
             media.mixer,
@@ -72,14 +73,18 @@ class MediaHub:
             connect_timeout=self._connect_timeout,
             on_closed=lambda closed: self._forget(room, closed),
         )
-        media.peers[user_id] = peer
         try:
             answer = await peer.accept_offer(sdp)
         except Exception:
-            media.peers.pop(user_id, None)
+            # The participant keeps the connection they had: the new peer took over
+            # nothing (its track joins the mixer only once it has an answer).
             await peer.close()
             self._drop_room_if_idle(room)
             raise
+        old = media.peers.get(user_id)
+        media.peers[user_id] = peer
+        if old is not None:
+            await old.close()
         media.mixer.set_audible(user_id, user_id in media.audible)
         media.mixer.set_local_mutes(user_id, media.local_mutes.get(user_id, frozenset()))
         return answer.sdp
@@ -210,9 +215,12 @@ class MediaHub:
     def _forget(self, room: Hashable, peer: MediaPeer) -> None:
         media = self._rooms.get(room)
         if media is not None and media.peers.get(peer.pid) is peer:
+            # Still the participant's peer, so nobody released it: it failed on its own.
             del media.peers[peer.pid]
             self.cancel_release(room, peer.pid)
             self._drop_room_if_idle(room)
+            if self._on_peer_closed is not None:
+                self._on_peer_closed(room, peer.pid, "timeout" if peer.timed_out else "failed")
 
     def _drop_room_if_idle(self, room: Hashable) -> None:
         media = self._rooms.get(room)

@@ -114,11 +114,23 @@ class RoomMixer:
 
     # -- membership and rules (called by the consumer) -------------------------
 
-    def add_participant(self, pid: str) -> MixedAudioTrack:
-        """Register a participant and return the track carrying its mix."""
-        if pid in self._tracks:
-            return self._tracks[pid]
-        track = MixedAudioTrack(max_queued=self._max_queued, on_sent=self._record_sent)
+    def new_track(self) -> MixedAudioTrack:
+        """A track for a participant's mix, not yet fed (see `add_participant`)."""
+        return MixedAudioTrack(max_queued=self._max_queued, on_sent=self._record_sent)
+
+    def add_participant(self, pid: str, track: MixedAudioTrack | None = None) -> MixedAudioTrack:
+        """Register a participant and return the track carrying its mix.
+
+        With `track`, that track takes over from any track the participant had (which
+        ends); without, the participant's current track is kept or a new one made.
+        """
+        current = self._tracks.get(pid)
+        if track is None:
+            if current is not None:
+                return current
+            track = self.new_track()
+        elif current is not None and current is not track:
+            current.stop()
         self._tracks[pid] = track
         self._groups_dirty = True
         return track

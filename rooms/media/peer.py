@@ -112,13 +112,14 @@ class MediaPeer:
         await self._pc.setRemoteDescription(offer)
         transceiver = next(t for t in self._pc.getTransceivers() if t.kind == "audio")
         tap_receiver(transceiver.receiver, self.playout)
-        # A reconnecting participant replaces its previous peer's track.
-        self._mixer.remove_participant(self.pid)
-        self._track = self._mixer.add_participant(self.pid)
-        self._mixer.attach_source(self.pid, self.playout)
-        sender = self._pc.addTrack(self._track)  # reuses the offered transceiver: sendrecv
-        use_direct_send(sender, self._track)
+        track = self._mixer.new_track()
+        sender = self._pc.addTrack(track)  # reuses the offered transceiver: sendrecv
+        use_direct_send(sender, track)
         await self._pc.setLocalDescription(await self._pc.createAnswer())
+        # Only now, with an answer: a reconnecting participant's new track replaces the
+        # previous peer's, which a failed offer must not cost them.
+        self._track = self._mixer.add_participant(self.pid, track)
+        self._mixer.attach_source(self.pid, self.playout)
         self._watchdog = asyncio.get_running_loop().create_task(
             self._close_unless_connected(), name=f"MediaPeer({self.pid}).watchdog"
         )

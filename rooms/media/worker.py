@@ -37,6 +37,7 @@ from aiortc import RTCIceServer
 
 from .errors import MediaError
 from .hub import LevelsListener, MediaHub
+from .subscribers import RoomSubscribers
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,9 @@ class MediaProcess:
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._pending: dict[int, concurrent.futures.Future] = {}
-        self._levels: dict[Hashable, dict[asyncio.AbstractEventLoop, set[LevelsListener]]] = {}
-        self._levels_lock = threading.Lock()
+        self._levels = RoomSubscribers()
+        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set sent, per room
+        self._closures = RoomSubscribers()
         self._reader = threading.Thread(target=self._read, name="liveaudio-media-pipe", daemon=True)
         self._reader.start()
 
@@ -89,10 +91,15 @@ class MediaProcess:
     # -- peers and queries (awaited) -----------------------------------------------------------
 
     async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        return await self._call("offer", room, user_id, sdp)
+        self._audible_sent.pop(room, None)  # a room made anew by this offer needs the set
+        try:
+            return await self._call("offer", room, user_id, sdp)
+        finally:
+            self._audible_sent.pop(room, None)
 
     async def release(self, room: Hashable, user_id: str) -> None:
         await self._call("release", room, user_id)
+        self._audible_sent.pop(room, None)
 
     async def query(self, function: Callable[[MediaHub], T]) -> T:
         """`function(hub)` run in the worker; it must be a module-level (picklable) function."""
@@ -122,7 +129,11 @@ class MediaProcess:
         self._post("cancel_release", room, user_id)
 
     def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
-        self._post("set_audible", room, frozenset(user_ids))
+        """Every socket of a room calls this on each update: send only what changed."""
+        audible = frozenset(user_ids)
+        if self._audible_sent.get(room) != audible:
+            self._audible_sent[room] = audible
+            self._post("set_audible", room, audible)
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
         self._post("set_local_mutes", room, user_id, frozenset(muted))
@@ -130,25 +141,17 @@ class MediaProcess:
     # -- speaking levels -------------------------------------------------------------------------
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
-        """`listener` is called on the loop running now."""
-        loop = asyncio.get_running_loop()
-        with self._levels_lock:
-            self._levels.setdefault(room, {}).setdefault(loop, set()).add(listener)
+        """`listener(levels)` is called on the loop running now."""
+        return self._levels.subscribe(room, listener)
 
-        def unsubscribe() -> None:
-            with self._levels_lock:
-                loops = self._levels.get(room, {})
-                loops.get(loop, set()).discard(listener)
-                if not loops.get(loop, True):
-                    del loops[loop]
-                if not loops:
-                    self._levels.pop(room, None)
-
-        return unsubscribe
+    def subscribe_peer_closed(
+        self, room: Hashable, listener: Callable[[str, str], None]
+    ) -> Callable[[], None]:
+        """`listener(user_id, reason)` when a peer of `room` closed on its own."""
+        return self._closures.subscribe(room, listener)
 
     def level_listener_count(self) -> int:
-        with self._levels_lock:
-            return sum(len(ls) for loops in self._levels.values() for ls in loops.values())
+        return self._levels.count()
 
     # -- the pipe --------------------------------------------------------------------------------
 
@@ -179,7 +182,9 @@ class MediaProcess:
             while True:
                 message = self._conn.recv()
                 if message[0] == "levels":
-                    self._deliver_levels(message[1], message[2])
+                    self._levels.deliver(*message[1:])
+                elif message[0] == "peer_closed":
+                    self._closures.deliver(*message[1:])
                 else:
                     self._settle(*message[1:])
         except (EOFError, OSError):
@@ -199,23 +204,6 @@ class MediaProcess:
         else:
             code, message = value
             future.set_exception(MediaError(code, message))
-
-    def _deliver_levels(self, room: Hashable, levels: dict[str, float]) -> None:
-        with self._levels_lock:
-            targets = [(loop, tuple(ls)) for loop, ls in self._levels.get(room, {}).items()]
-        for loop, listeners in targets:
-            try:
-                loop.call_soon_threadsafe(_deliver, listeners, levels)
-            except RuntimeError:  # that loop is closed; its sockets are gone
-                continue
-
-
-def _deliver(listeners: tuple[LevelsListener, ...], levels: dict[str, float]) -> None:
-    for listener in listeners:
-        try:
-            listener(levels)
-        except Exception:
-            logger.exception("levels listener failed")
 
 
 # -- the worker side ----------------------------------------------------------------------------
@@ -243,7 +231,8 @@ class _Worker:
         self._hub = MediaHub(
             ice_servers=[RTCIceServer(**server) for server in config.ice_servers],
             connect_timeout=config.connect_timeout,
-            on_levels=self._send_levels,
+            on_levels=lambda room, levels: self._reply(("levels", room, levels)),
+            on_peer_closed=lambda *closed: self._reply(("peer_closed", *closed)),
         )
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
@@ -292,9 +281,6 @@ class _Worker:
         self._reply(("reply", *reply))
         if method == "close":
             self._done.set()
-
-    def _send_levels(self, room: Hashable, levels: dict[str, float]) -> None:
-        self._reply(("levels", room, levels))
 
     def _reply(self, message: tuple) -> None:
         try:
