@@ -12,13 +12,16 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
+from rooms import config as room_config
 from rooms import rendering, services
 from rooms.events import room_group, send_session_replaced
 from rooms.media import MediaError
@@ -26,7 +29,7 @@ from rooms.models import App, Member, Room
 from rooms.protocol import Command, ProtocolError, parse_command, parse_join_options
 from rooms.rtc import audible_user_ids, media_hub
 from rooms.selectors import RoomState, recent_messages, room_state
-from rooms.tokens import TokenError, token_verify
+from rooms.tokens import TokenClaims, TokenError, token_verify
 
 log = logging.getLogger(__name__)
 db = database_sync_to_async
@@ -38,6 +41,7 @@ CLOSE_BAD_OPTIONS = 4007
 CLOSE_REPLACED = 4009
 CLOSE_KICKED = 4010
 CLOSE_ROOM_ENDED = 4011
+CLOSE_TOKEN_EXPIRED = 4012
 
 # Timers outlive the consumer that started them; hold them so they are not collected.
 _timers: set[asyncio.Task] = set()
@@ -59,9 +63,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
     user_id: str = ""
     local_mutes: frozenset[str] = frozenset()
     _unsubscribe_levels: Callable[[], None] | None = None
+    _unsubscribe_peer: Callable[[], None] | None = None
     _levels_were_silent = True
     _close_after_reply = False
     _personal: dict | None = None
+    _expiry: asyncio.Task | None = None
+    # The joiner's config (the embed session's, or its role's preset) and, when it changes
+    # the shared seat grid and member list, its own view of those.
+    config: dict = rendering.DEFAULT_CONFIG
+    _parts_json: str | None = None
 
     async def connect(self) -> None:
         # Accept first: a refusal is then a close code and a readable error event,
@@ -70,8 +80,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._recent: deque[float] = deque()
         try:
             app, room = await self._load_room()
-            claims = token_verify(token=self._query().get("token"), app=app, room_id=room.room_id)
-            options = services.JoinOptions(**_join_options(self._query()))
+            claims, options, expires_at = await self._admit(app, room)
         except TokenError as exc:
             await self._refuse(exc.code, exc.message, exc.close_code)
             return
@@ -99,16 +108,57 @@ class RoomConsumer(AsyncWebsocketConsumer):
         hub = media_hub()
         hub.cancel_release(room.pk, self.user_id)  # back within the grace period: same peer
         self._unsubscribe_levels = hub.subscribe_levels(room.pk, self._on_levels)
+        self._unsubscribe_peer = hub.subscribe_peer_closed(room.pk, self._on_peer_closed)
         await self._send_welcome()
         for notice in joined.notices:
             await self._send_error(notice["code"], notice["message"])
+        self._expiry = asyncio.create_task(self._expire_at(expires_at))
+
+    async def _admit(
+        self, app: App, room: Room
+    ) -> tuple[TokenClaims, services.JoinOptions, datetime]:
+        """Who joins, with which options, until when: from an embed session or a token."""
+        query = self._query()
+        if "session" in query:
+            session = await db(services.embed_session_verify)(
+                key=query["session"], app=app, room_id=room.room_id
+            )
+            unknown = sorted(set(query) - {"session"})
+            if unknown:  # the session's config holds the join options
+                raise ProtocolError(f"Unknown join option(s): {', '.join(unknown)}.")
+            self._use_config(session.config)
+            options = services.JoinOptions(**room_config.join_options(session.config))
+            return services.session_claims(session), options, session.expires_at
+        claims = token_verify(token=query.get("token"), app=app, room_id=room.room_id)
+        options = services.JoinOptions(**_join_options(query))
+        self._use_config(room_config.preset(options.role))
+        return claims, options, services.token_expires_at(query["token"])
+
+    def _use_config(self, config: dict) -> None:
+        self.config = config
+        parts = rendering.parts_view(config)
+        if parts != rendering.DEFAULT_PARTS_VIEW:
+            self._parts_json = json.dumps(parts, sort_keys=True)
+
+    async def _expire_at(self, expires_at: datetime) -> None:
+        """The token (or the session made from it) ends while connected: say so and close."""
+        await asyncio.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()))
+        if self.member is None:
+            return
+        await self._send_error("token_expired", "Your token has expired; join again.")
+        await self._send_json({"type": "onEnded", "reason": "tokenExpired"})
+        await self.close(code=CLOSE_TOKEN_EXPIRED)
 
     async def disconnect(self, code: int) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self.room is None:
             return
         await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
         if self._unsubscribe_levels is not None:
             self._unsubscribe_levels()
+        if self._unsubscribe_peer is not None:
+            self._unsubscribe_peer()
         if self.member is not None:
             await db(services.member_disconnect)(member=self.member, channel_name=self.channel_name)
             grace = settings.LIVEAUDIO_SEAT_GRACE_SECONDS
@@ -326,7 +376,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         media_hub().set_audible(self.room.pk, audible_user_ids(state))
         mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
         seen = state.seen_by(self.user_id)
-        await self.send(text_data=event["html"] + self._personal_html_if_changed(seen))
+        shared = event["html"]
+        if self._parts_json is not None:
+            shared = rendering.room_parts_html_for(event["state_json"], self._parts_json)
+        await self.send(text_data=shared + self._personal_html_if_changed(seen))
         state_json = event["state_json"] if seen is state else json.dumps(seen.json_over(data))
         # Spliced rather than re-encoded: the state is most of the frame.
         frame = f'{{"type": "room.update", "state": {state_json}, "events": {json.dumps(mine)}}}'
@@ -335,7 +388,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     def _personal_html_if_changed(self, seen: RoomState) -> str:
         """Most updates (someone joins, someone speaks) change nothing of this user's own
         parts: skip rendering them, which keeps a busy room's update cost linear."""
-        context = rendering.personal_context(seen, self.user_id)
+        context = rendering.personal_context(seen, self.user_id, self.config)
         if context == self._personal:
             return ""
         self._personal = context
@@ -370,6 +423,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
         asyncio.ensure_future(self._send_json(frame))
 
+    def _on_peer_closed(self, user_id: str, reason: str) -> None:
+        """The server closed this user's media connection on its own: say so, so the page
+        offers again instead of waiting for its own side to notice."""
+        if user_id != self.user_id:
+            return
+        message = {
+            "timeout": "The audio connection did not complete in time.",
+            "failed": "The audio connection was lost.",
+        }.get(reason, "The audio connection closed.")
+        frame = {"type": "rtc.closed", "reason": reason, "message": message}
+        asyncio.ensure_future(self._send_json(frame))
+
     # --- helpers -----------------------------------------------------------------------------
 
     async def _load_room(self) -> tuple[App, Room]:
@@ -391,8 +456,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
         state, messages = await db(snapshot)()
         self._personal = None
+        parts = json.loads(self._parts_json) if self._parts_json else None
         html = (
-            rendering.room_parts_html(state)
+            rendering.room_parts_html(state, parts=parts)
             + self._personal_html_if_changed(state)
             + rendering.chat_html(messages)
         )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import asdict
+from typing import Any
 
 from django.template.loader import render_to_string
 
+from rooms.config import preset
+from rooms.models import Room
 from rooms.selectors import MessageState, RoomState
 
 # Every change re-sends the member list to every page: past this many, the list shows the
@@ -13,19 +18,96 @@ from rooms.selectors import MessageState, RoomState
 MEMBER_LIST_MAX = 60
 
 
-def room_parts_html(state: RoomState, *, oob: bool = True) -> str:
+# What the shared parts look like without a config of one's own (every default is the same
+# for every role).
+DEFAULT_CONFIG = preset("audience")
+
+ALIGN_CSS = {
+    "start": "flex-start",
+    "end": "flex-end",
+    "center": "center",
+    "spaceBetween": "space-between",
+    "spaceAround": "space-around",
+    "spaceEvenly": "space-evenly",
+}
+
+
+def room_parts_html(
+    state: RoomState, *, oob: bool = True, parts: dict[str, Any] | None = None
+) -> str:
     """Seat grid and member list, swapped out-of-band into every page of the room."""
-    return render_to_string("rooms/partials/room_parts.html", room_parts_context(state, oob=oob))
+    return render_to_string(
+        "rooms/partials/room_parts.html", room_parts_context(state, oob=oob, parts=parts)
+    )
 
 
-def room_parts_context(state: RoomState, *, oob: bool = False) -> dict:
-    seated_first = sorted(state.members, key=lambda m: m.seat_index is None)
+def room_parts_context(
+    state: RoomState, *, oob: bool = False, parts: dict[str, Any] | None = None
+) -> dict:
+    """``parts``: what a config changes in these parts (``parts_view``); default: nothing."""
+    options = parts or DEFAULT_PARTS_VIEW
+    hidden = set(options["hiddenUsers"])
+    listed = [m for m in state.members if m.user_id not in hidden]
+    seated_first = sorted(listed, key=lambda m: m.seat_index is None)
     shown = seated_first[:MEMBER_LIST_MAX]
     return {
         "state": state,
         "oob": oob,
         "members_shown": shown,
-        "members_more": len(state.members) - len(shown),
+        "members_count": len(listed),
+        "members_more": len(listed) - len(shown),
+        "text": options["innerText"],
+        "avatar_url": options["avatarURL"],
+        "show_mic_state": options["showMicrophoneState"],
+    }
+
+
+def parts_view(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config that changes the seat grid and member list."""
+    return {
+        "innerText": config["innerText"],
+        "avatarURL": config["seat"]["avatarURL"],
+        "hiddenUsers": config["memberList"]["hiddenUsers"],
+        "showMicrophoneState": config["memberList"]["showMicrophoneState"],
+    }
+
+
+DEFAULT_PARTS_VIEW = parts_view(DEFAULT_CONFIG)
+
+
+@functools.lru_cache(maxsize=32)
+def room_parts_html_for(state_json: str, parts_json: str) -> str:
+    """The shared parts under a config's own ``parts_view``: rendered once per state and view
+    for all the sockets of this process that share that view."""
+    state = RoomState.from_json(json.loads(state_json))
+    return room_parts_html(state, parts=json.loads(parts_json))
+
+
+def page_context(config: dict[str, Any], *, room: Room) -> dict[str, Any]:
+    """What the full page takes from the config: classes, row styles, images, texts."""
+    seat, rows = config["seat"], config["seat"]["layout"]["rowConfigs"]
+    style = [f"--row-spacing: {seat['layout']['rowSpacing']}px"]
+    for number, row in enumerate(rows, start=1):
+        style.append(f"--row-{number}-align: {ALIGN_CSS[row['alignment']]}")
+        style.append(f"--row-{number}-gap: {row['seatSpacing']}px")
+    chat = config["inRoomMessage"]
+    classes = {
+        "no-sound-wave": not seat["showSoundWaveInAudioMode"],
+        "chat-hidden": not chat["visible"],
+        "chat-no-names": not chat["showName"],
+        "chat-no-avatars": not chat["showAvatar"],
+        "chat-no-input": not config["bottomMenuBar"]["showInRoomMessageButton"],
+        "no-mic-state": not config["memberList"]["showMicrophoneState"],
+        "has-background": bool(config["background"]["imageURL"]),
+    }
+    return {
+        "config": config,
+        "text": config["innerText"],
+        "room_style": "; ".join(style),
+        "room_classes": " ".join(name for name, on in classes.items() if on),
+        "background_url": config["background"]["imageURL"],
+        "show_timer": config["duration"]["isVisible"],
+        "started_at_ms": int(room.created_at.timestamp() * 1000),
     }
 
 
@@ -34,21 +116,46 @@ def personal_html_from(context: dict) -> str:
     return render_to_string("rooms/partials/personal.html", {"bar": context, "oob": True})
 
 
-def personal_context(state: RoomState, user_id: str) -> dict:
-    """``state`` is already ``seen_by(user_id)``."""
+def personal_context(state: RoomState, user_id: str, config: dict[str, Any] | None = None) -> dict:
+    """``state`` is already ``seen_by(user_id)``; ``config`` picks the buttons and texts."""
+    config = config or DEFAULT_CONFIG
     me = state.member(user_id)
+    is_host = state.has_host_permissions(user_id)
+    seated = bool(me and me.seat_index is not None)
+    bar = config["bottomMenuBar"]
+    if is_host:
+        buttons = bar["hostButtons"]
+    else:
+        buttons = bar["speakerButtons"] if seated else bar["audienceButtons"]
     return {
         "me": me,
-        "is_host": state.has_host_permissions(user_id),
+        "is_host": is_host,
         "is_the_host": bool(me and me.role == "host"),
-        "seated": bool(me and me.seat_index is not None),
+        "seated": seated,
         "all_locked": all(seat.locked for row in state.rows for seat in row),
         "requested": any(r.user_id == user_id for r in state.requests),
         "requests": state.requests,
         "invitation": next((i for i in state.invitations if i.user_id == user_id), None),
         "invited": {i.user_id for i in state.invitations},
         "live": state.live,
+        "buttons": frozenset(buttons),
+        "text": config["innerText"],
+        "role_text": role_text(config["innerText"], me.role if me else "audience"),
+        "leave_dialog": config["confirmDialogInfo"],
+        "end_dialog": config["endConfirmDialogInfo"],
     }
+
+
+ROLE_TEXT = {
+    "host": "memberListRoleHost",
+    "cohost": "memberListRoleCoHost",
+    "speaker": "memberListRoleSpeaker",
+    "audience": "memberListRoleAudience",
+}
+
+
+def role_text(texts: dict[str, str], role: str) -> str:
+    return texts[ROLE_TEXT.get(role, "memberListRoleAudience")]
 
 
 def chat_html(messages: list[MessageState]) -> str:

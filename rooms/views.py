@@ -1,27 +1,45 @@
-"""Pages: the lobby, the room page, and its embeddable twin."""
+"""Pages: the lobby, the room page, its embeddable twin, and the embed SDK's session request."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.core.cache import cache
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from rooms import config as room_config
 from rooms.forms import RoomCreateForm
-from rooms.models import App, Role, Room
+from rooms.models import App, EmbedSession, Role, Room
 from rooms.protocol import JOIN_OPTIONS
-from rooms.rendering import room_parts_context
+from rooms.rendering import page_context, parts_view, room_parts_context
 from rooms.selectors import recent_messages, room_state
-from rooms.services import ServiceError, room_create
+from rooms.services import (
+    EmbedRefused,
+    ServiceError,
+    SessionRequest,
+    embed_session_create,
+    embed_session_verify,
+    room_create,
+)
+from rooms.services.embed import check_identity_fields, check_room_id
 from rooms.tokens import TokenError, token_mint, token_verify
+
+# The session request: a config (16 KiB at most) and a few names.
+SESSION_BODY_MAX_BYTES = 32 * 1024
+SESSION_FIELDS = {"appID", "roomID", "userID", "userName", "token", "appSign", "config"}
+ORIGIN_MAX_CHARS = 200  # EmbedSession.parent_origin
+SESSIONS_PER_MINUTE = 60  # per client address; LIVEAUDIO_EMBED_SESSIONS_PER_MINUTE overrides
 
 
 def site_app() -> App:
@@ -67,46 +85,73 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     """A room of the site's own app, for users signed in here: the server mints the token."""
     room = get_object_or_404(Room, app__app_id=settings.LIVEAUDIO_SITE_APP_ID, room_id=room_id)
     user_id = _site_user_id(request)
+    is_host = room.created_by == user_id
     token = token_mint(
         app=room.app,
         room_id=room.room_id,
         user_id=user_id,
         user_name=request.user.get_username()[:64],
-        role=Role.HOST if room.created_by == user_id else None,
+        role=Role.HOST if is_host else None,
         ttl_seconds=settings.LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS,
     )
-    options = {"role": "host"} if room.created_by == user_id else {}
+    config = room_config.preset(Role.HOST if is_host else Role.AUDIENCE)
     return _render_room(
-        request, room=room, user_id=user_id, token=token, embedded=False, options=options
+        request,
+        room=room,
+        user_id=user_id,
+        socket_query={"token": token, **room_config.join_query(config)},
+        config=config,
     )
 
 
 @xframe_options_exempt
 @require_GET
 def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
-    """The room inside an integrator's iframe; only the app's allowed origins may frame it."""
+    """The room inside an integrator's iframe; only the app's allowed origins may frame it.
+
+    ``?session=<key>`` (made by ``POST /embed/sessions/``) carries the user and the config;
+    ``?token=<JWT>&role=...`` (join options in the query) is the older, direct way in.
+    """
     app = get_object_or_404(App, app_id=app_id)
     room = get_object_or_404(Room, app=app, room_id=room_id)
-    token = request.GET.get("token", "")
     try:
-        claims = token_verify(token=token, app=app, room_id=room.room_id)
+        if "session" in request.GET:
+            response = _embed_session_page(request, room, request.GET["session"])
+        else:
+            response = _embed_token_page(request, room, request.GET.get("token", ""))
     except TokenError as exc:
         response = HttpResponse(exc.message, status=403, content_type="text/plain")
-    else:
-        # The integrator's config for this user (role, takeIndexWhenJoining, ...) goes on to
-        # the socket, which validates it.
-        options = {k: v for k, v in request.GET.items() if k in JOIN_OPTIONS}
-        response = _render_room(
-            request,
-            room=room,
-            user_id=claims.user_id,
-            token=token,
-            embedded=True,
-            options=options,
-        )
     ancestors = " ".join(app.origins) or "'none'"
     response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
     return response
+
+
+def _embed_session_page(request: HttpRequest, room: Room, key: str) -> HttpResponse:
+    session = embed_session_verify(key=key, app=room.app, room_id=room.room_id)
+    return _render_room(
+        request,
+        room=room,
+        user_id=session.user_id,
+        socket_query={"session": session.key},
+        config=session.config,
+        parent_origin=session.parent_origin,
+    )
+
+
+def _embed_token_page(request: HttpRequest, room: Room, token: str) -> HttpResponse:
+    claims = token_verify(token=token, app=room.app, room_id=room.room_id)
+    # The join options (role, takeIndexWhenJoining, ...) go on to the socket, which checks them.
+    options = {k: v for k, v in request.GET.items() if k in JOIN_OPTIONS}
+    role = options.get("role")
+    config = room_config.preset(role if role in room_config.ROLES else Role.AUDIENCE)
+    return _render_room(
+        request,
+        room=room,
+        user_id=claims.user_id,
+        socket_query={"token": token, **options},
+        config=config,
+        parent_origin="",
+    )
 
 
 def _render_room(
@@ -114,26 +159,161 @@ def _render_room(
     *,
     room: Room,
     user_id: str,
-    token: str,
-    embedded: bool,
-    options: dict[str, str],
+    socket_query: dict[str, str],
+    config: dict[str, Any],
+    parent_origin: str | None = None,
 ) -> HttpResponse:
+    """``parent_origin`` None: the site's own page; a string: embedded (maybe no parent known)."""
     if not room.is_live:
         return render(request, "rooms/ended.html", {"room": room}, status=410)
     state = room_state(room)
-    query = urlencode({"token": token, **options})
-    socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{query}"
+    socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{urlencode(socket_query)}"
     context = {
-        **room_parts_context(state),
+        **room_parts_context(state, parts=parts_view(config)),
+        **page_context(config, room=room),
         "messages": recent_messages(room),
         "user_id": user_id,
         "socket_url": socket_url,
-        "embedded": embedded,
+        "embedded": parent_origin is not None,
+        "parent_origin": parent_origin or "",
         "message_max": settings.LIVEAUDIO_MESSAGE_MAX_CHARS,
         "ice_servers_json": json.dumps(settings.LIVEAUDIO_ICE_SERVERS),
-        "bar": {"me": None},
+        "bar": {"me": None, "text": config["innerText"]},
     }
     return render(request, "rooms/room.html", context)
+
+
+# --- the embed SDK's first request ----------------------------------------------------------
+
+
+@csrf_exempt  # no cookies are read: the token or appSign is the credential
+@require_http_methods(["POST", "OPTIONS"])
+def embed_session_create_view(request: HttpRequest) -> HttpResponse:
+    """``POST /embed/sessions/``: check who, where from and the config; answer the iframe URL.
+
+    CORS answers only an origin the app allows (a preflight: any app's allowed origin).
+    """
+    origin = request.headers.get("Origin", "")
+    if request.method == "OPTIONS":
+        return _preflight(origin)
+    try:
+        body = _session_body(request)
+        app = App.objects.filter(app_id=body["appID"]).first()
+        if app is None:
+            raise EmbedRefused("app_not_found", f"There is no app {body['appID']}.", 404)
+        if len(origin) > ORIGIN_MAX_CHARS or origin not in app.origins:
+            raise EmbedRefused(
+                "origin_not_allowed", f"{origin or 'This page'} may not embed this app.", 403
+            )
+        _check_rate(request)
+        session = embed_session_create(
+            request=SessionRequest(
+                app=app,
+                room_id=body["roomID"],
+                user_id=body["userID"],
+                user_name=body["userName"],
+                token=body.get("token"),
+                app_sign=body.get("appSign"),
+                config=body.get("config"),
+                parent_origin=origin,
+            )
+        )
+    except EmbedRefused as exc:
+        return _cors(_refusal(exc), origin)
+    return _cors(JsonResponse(_session_answer(request, session), status=201), origin)
+
+
+def _session_body(request: HttpRequest) -> dict[str, Any]:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > SESSION_BODY_MAX_BYTES:
+        raise EmbedRefused(
+            "body_too_large", f"The request may be at most {SESSION_BODY_MAX_BYTES} bytes.", 413
+        )
+    try:
+        body = json.loads(request.body or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise EmbedRefused("bad_request", "The body must be a JSON object.", 400)
+    fields = [
+        {"field": name, "message": "is not a field of this request"}
+        for name in sorted(set(body) - SESSION_FIELDS)
+    ]
+    app_id = body.get("appID")
+    if isinstance(app_id, bool) or not isinstance(app_id, int) or app_id < 0:
+        fields.append({"field": "appID", "message": "must be an integer"})
+    fields += check_room_id(body.get("roomID"))
+    fields += check_identity_fields(user_id=body.get("userID"), user_name=body.get("userName"))
+    for name, longest in (("token", 4096), ("appSign", 64)):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
+            fields.append({"field": name, "message": f"must be a string of at most {longest}"})
+    if fields:
+        raise EmbedRefused("bad_request", "Some fields of the request are wrong.", 400, fields)
+    return body
+
+
+def _check_rate(request: HttpRequest) -> None:
+    """A fixed one-minute window per client address, in the process's cache."""
+    limit = getattr(settings, "LIVEAUDIO_EMBED_SESSIONS_PER_MINUTE", SESSIONS_PER_MINUTE)
+    key = f"embed-sessions:{request.META.get('REMOTE_ADDR', '')}"
+    cache.add(key, 0, timeout=60)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=60)
+        count = 1
+    if count > limit:
+        raise EmbedRefused("rate_limited", "Too many sessions; try again in a minute.", 429)
+
+
+def _session_answer(request: HttpRequest, session: EmbedSession) -> dict[str, Any]:
+    path = f"/embed/{session.app.app_id}/{session.room_id}/?{urlencode({'session': session.key})}"
+    return {
+        "session": session.key,
+        "url": request.build_absolute_uri(path),
+        "config": session.config,
+        "expiresAt": int(session.expires_at.timestamp() * 1000),
+    }
+
+
+def _refusal(exc: EmbedRefused) -> JsonResponse:
+    data: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.fields:
+        data["fields"] = exc.fields
+    response = JsonResponse(data, status=exc.status)
+    if exc.status == 429:
+        response["Retry-After"] = "60"
+    return response
+
+
+def _preflight(origin: str) -> HttpResponse:
+    if not _any_app_allows(origin):
+        return JsonResponse(
+            {"code": "origin_not_allowed", "message": "This origin may not embed any app."},
+            status=403,
+        )
+    response = HttpResponse(status=204)
+    response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type"
+    response["Access-Control-Max-Age"] = "600"
+    return _cors(response, origin)
+
+
+def _cors(response: HttpResponse, origin: str) -> HttpResponse:
+    """Echo the origin only when some app allows it; the browser then lets the page read the
+    answer (refusals too, so embed.js can say why)."""
+    response["Vary"] = "Origin"
+    if origin and _any_app_allows(origin):
+        response["Access-Control-Allow-Origin"] = origin
+    return response
+
+
+def _any_app_allows(origin: str) -> bool:
+    if not origin or "\n" in origin:
+        return False
+    candidates = App.objects.filter(allowed_origins__contains=origin)
+    return any(origin in app.origins for app in candidates)
 
 
 def _site_user_id(request: HttpRequest) -> str:

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from rooms.services.chat import message_delete, message_send, message_send_system
 from rooms.services.common import NotPermitted, ServiceError
+from rooms.services.embed import (
+    EmbedRefused,
+    SessionRequest,
+    embed_session_create,
+    embed_session_verify,
+    session_claims,
+    token_expires_at,
+)
 from rooms.services.members import (
     JoinOptions,
     JoinResult,
@@ -47,6 +55,12 @@ from rooms.services.seats import (
 )
 
 __all__ = [
+    "EmbedRefused",
+    "SessionRequest",
+    "embed_session_create",
+    "embed_session_verify",
+    "session_claims",
+    "token_expires_at",
     "JoinOptions",
     "JoinResult",
     "NotPermitted",
