@@ -29,6 +29,7 @@ import contextlib
 import fractions
 import itertools
 import json
+import logging
 import math
 import os
 import time
@@ -62,6 +63,8 @@ FRAMES_PER_SECOND = round(1 / FRAME_SECONDS)
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 BURST_FRAMES = 10  # 200 ms of tone at the start of every second, then silence
 DEFAULT_APP_ID = 1234567
+
+logger = logging.getLogger(__name__)
 
 
 class ToneTrack(MediaStreamTrack):
@@ -248,9 +251,12 @@ class Bot:
             self._listener = None
 
     def _on_connection_state(self) -> None:
-        if self.pc.connectionState == "connected" and not self.connected.is_set():
+        state = self.pc.connectionState
+        if state == "connected" and not self.connected.is_set():
             self.connected_at = time.monotonic()
             self.connected.set()
+        elif state == "failed":
+            logger.warning("bot %s: connection failed", self.name)
 
     # -- what it hears ---------------------------------------------------------
 

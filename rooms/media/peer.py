@@ -169,6 +169,7 @@ class MediaPeer:
         if state == "connected":
             self._connected.set()
         elif state in ("failed", "closed") and not self._closing:
+            logger.info("peer %s: connection %s", self.pid, state)
             self._close_task = asyncio.get_running_loop().create_task(
                 self.close(), name=f"MediaPeer({self.pid}).close"
             )

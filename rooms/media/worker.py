@@ -214,6 +214,13 @@ def serve(conn: Connection, config: WorkerConfig) -> None:
     from .ice import restrict_host_candidates_to_loopback
     from .levels import install_fast_audio_level
 
+    # Spawned: no Django logging here. The media plane's own notices go to the server's
+    # stderr, which the worker shares; aiortc's and aioice's chatter stays out.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)-8s media-worker %(name)s %(message)s",
+    )
+    logging.getLogger("rooms").setLevel(logging.INFO)
     if config.loopback_only:
         restrict_host_candidates_to_loopback()
     install_fast_audio_level()
