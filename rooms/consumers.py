@@ -7,6 +7,7 @@ objects with a ``type`` (the page's script and the embed SDK read those).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -55,6 +56,16 @@ def _after(delay: float, function: Callable[..., Any], **kwargs: Any) -> None:
     task = asyncio.create_task(run())
     _timers.add(task)
     task.add_done_callback(_timers.discard)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_update(state_json: str) -> tuple[dict, RoomState, frozenset[str]]:
+    """One room update, parsed once per process, not once per socket: every socket of a
+    room gets the same `state_json` (the same string object, in memory), and a join in a
+    room of N sockets would otherwise parse the whole state N times. Read-only results."""
+    data = json.loads(state_json)
+    state = RoomState.from_json(data)
+    return data, state, frozenset(audible_user_ids(state))
 
 
 class RoomConsumer(AsyncWebsocketConsumer):
@@ -371,9 +382,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- messages from the channel layer -----------------------------------------------------
 
     async def room_update(self, event: dict) -> None:
-        data = json.loads(event["state_json"])
-        state = RoomState.from_json(data)
-        media_hub().set_audible(self.room.pk, audible_user_ids(state))
+        data, state, audible = _parsed_update(event["state_json"])
+        media_hub().set_audible(self.room.pk, audible)
         mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
         seen = state.seen_by(self.user_id)
         shared = event["html"]
@@ -420,8 +430,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if silent and self._levels_were_silent:
             return
         self._levels_were_silent = silent
-        frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
-        asyncio.ensure_future(self._send_json(frame))
+        asyncio.ensure_future(self.send(text_data=_levels_frame(levels)))
 
     def _on_peer_closed(self, user_id: str, reason: str) -> None:
         """The server closed this user's media connection on its own: say so, so the page
@@ -489,6 +498,19 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def _send_json(self, data: dict) -> None:
         await self.send(text_data=json.dumps(data))
+
+
+_last_levels: tuple[dict[str, float] | None, str] = (None, "")
+
+
+def _levels_frame(levels: dict[str, float]) -> str:
+    """The frame for one levels report, encoded once for all the sockets it reaches (every
+    listener on a loop is handed the same dict)."""
+    global _last_levels
+    if _last_levels[0] is not levels:
+        frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
+        _last_levels = (levels, json.dumps(frame))
+    return _last_levels[1]
 
 
 def _join_options(query: dict[str, str]) -> dict[str, Any]:
