@@ -184,7 +184,7 @@ def proc_cpu_seconds(pid: int) -> float:
 def fetch_stats(server: str) -> dict[str, Any]:
     # No proxy, whatever the environment says: the server is on loopback.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"{server.rstrip('/')}/internal/media-stats/", timeout=10) as response:
+    with opener.open(f"{server.rstrip('/')}/internal/media-stats/", timeout=60) as response:
         return json.load(response)
 
 
