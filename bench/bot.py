@@ -52,6 +52,7 @@ from rooms.media.ice import (
 )
 from rooms.media.playout import TimestampUnwrapper
 from rooms.media.receiver_tap import _JITTER_BUFFER_ATTR
+from rooms.media.sockets import install_datagram_drain
 
 if TYPE_CHECKING:
     from rooms.media.peer import MediaPeer
@@ -215,6 +216,7 @@ class Bot:
         probe_frequencies: Sequence[float] = (),
     ) -> None:
         install_consent_leak_fix()
+        install_datagram_drain()
         self.name = name
         self.tone = ToneTrack(frequency, bursts=bursts)
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))

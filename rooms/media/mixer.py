@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,6 +33,7 @@ TICK_SECONDS = FRAME_SAMPLES / 48000
 LATE_SECONDS = 0.005  # a tick starting this late counts as late
 RESYNC_TICKS = 5  # further behind than this: skip ahead instead of bursting
 LEVELS_EVERY_TICKS = 6  # ~8 level reports per second
+FANOUT_CHUNK = 50  # listeners sent to between two looks at the sockets
 FULL_SCALE = 32767.0
 LIMITER_KNEE = 0.7 * FULL_SCALE
 
@@ -215,7 +216,8 @@ class RoomMixer:
                 self.stats.resyncs += 1
                 deadline = loop.time()  # stalled: skip ahead rather than burst
             try:
-                self.tick()
+                for _ in self._tick_steps():
+                    await asyncio.sleep(0)  # let the loop read its sockets between chunks
             except Exception:
                 logger.exception("mixer tick failed")
 
@@ -223,6 +225,16 @@ class RoomMixer:
 
     def tick(self) -> None:
         """Pull a frame per audible source, mix each distinct key once, fan out."""
+        for _ in self._tick_steps():
+            pass
+
+    def _tick_steps(self) -> Iterator[None]:
+        """One tick, pausing (yielding) after every `FANOUT_CHUNK` listeners sent to.
+
+        Sending to hundreds of listeners takes milliseconds; the clock's loop reads the
+        speakers' sockets in those pauses, so their packets are taken (and time-stamped)
+        when they come, not after the whole fan-out.
+        """
         started = time.perf_counter()
         self._tick_index += 1
         pts = self._tick_index * FRAME_SAMPLES
@@ -230,9 +242,19 @@ class RoomMixer:
         self._update_levels(frames)
         if self._groups_dirty:
             self._regroup()
-        for key, mix in self._mixes.items():
-            self._send_mix(key, mix, frames, pts)
-        self._count_tick(len(self._mixes), time.perf_counter() - started)
+        mixes = self._mixes.items()
+        outgoing = [(mix, *self._encode_mix(key, mix, frames, pts)) for key, mix in mixes]
+        encodes, sent = len(outgoing), 0
+        for mix, packets, arrival in outgoing:
+            for packet, payload in packets:
+                for pid in mix.listeners:
+                    track = self._tracks.get(pid)  # gone during a pause: skip
+                    if track is not None:
+                        track.put(packet, arrival, payload)
+                    sent += 1
+                    if sent % FANOUT_CHUNK == 0:
+                        yield
+        self._count_tick(encodes, time.perf_counter() - started)
 
     def _pull_frames(self) -> dict[str, PlayoutFrame]:
         frames: dict[str, PlayoutFrame] = {}
@@ -260,10 +282,12 @@ class RoomMixer:
         }
         self._groups_dirty = False
 
-    def _send_mix(self, key: MixKey, mix: _Mix, frames: dict[str, PlayoutFrame], pts: int) -> None:
+    def _encode_mix(
+        self, key: MixKey, mix: _Mix, frames: dict[str, PlayoutFrame], pts: int
+    ) -> tuple[list[tuple[av.Packet, bytes]], float | None]:
+        """Sum and encode one mix: its packets (with their bytes) and its oldest arrival."""
         heard = [frames[s] for s in key if s in frames]
-        pcm = self._sum(heard)
-        packets = mix.encoder.encode(pcm_frame(pcm, pts))
+        packets = mix.encoder.encode(pcm_frame(self._sum(heard), pts))
         self.stats.encodes += 1
         arrivals = [f.arrival for f in heard if f.arrival is not None]
         arrival = min(arrivals) if arrivals else None
@@ -273,11 +297,9 @@ class RoomMixer:
             # (someone unmutes) keeps continuous RTP timestamps.
             packet.pts = pts
             packet.time_base = TIME_BASE
-            payload = bytes(packet)
-            for pid in mix.listeners:
-                self._tracks[pid].put(packet, arrival, payload)
             if arrival is not None:
                 self.stats.queued_latency.append(now - arrival)
+        return [(packet, bytes(packet)) for packet in packets], arrival
 
     @staticmethod
     def _sum(heard: list[PlayoutFrame]) -> np.ndarray:

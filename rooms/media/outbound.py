@@ -34,6 +34,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpCodecParameters, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensions, RtpPacket
 from aiortc.utils import random16, random32
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUED = 5  # 100 ms: a stuck peer loses old audio instead of lagging
 MAX_SOCKET_BACKLOG = 16 * 1024  # bytes asyncio may hold for one peer's socket
+SENDER_REPORT_EVERY = 10  # packets between updates of the counters RTCP reports read
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
 # aiortc's RTCRtpSender keeps these private (name-mangled); `use_direct_send`
@@ -81,48 +83,63 @@ class RtpWire:
         self._header = bytearray(low)
         self._sequence = random16()
         self._timestamp_origin = random32()  # as aiortc's own loop: random starts
+        self._pair: Any = None
+        self._transport: Any = None
+        self._address: Any = None
+        self._backlog: Callable[[], int] | None = None
+        self._octets = 0
         self.sent = 0
         self.dropped = 0
 
     def send(self, payload: bytes, timestamp: int) -> bool:
-        """Send one Opus payload; False (and counted) when it could not go out."""
+        """Send one Opus payload; False (and counted) when it could not go out.
+
+        This runs once per listener per 20 ms, so it keeps to plain attribute reads: the
+        selected ICE pair's socket is looked up again only when the pair changes.
+        """
         dtls = self._dtls
-        if dtls.state != "connected":
+        if dtls._state is not DtlsState.CONNECTED:
             self.dropped += 1
             return False
         pair = dtls.transport._connection._nominated.get(1)
-        transport = getattr(pair.protocol, "transport", None) if pair is not None else None
-        if transport is None or _backlog(transport) > MAX_SOCKET_BACKLOG:
+        if pair is not self._pair:
+            self._use_pair(pair)
+        transport, backlog = self._transport, self._backlog
+        if transport is None or (backlog is not None and backlog() > MAX_SOCKET_BACKLOG):
             self.dropped += 1  # gone, or the kernel is not taking our packets: never queue
             return False
         ntp = ntp_now()
         header = self._header
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        header[2:4] = self._sequence.to_bytes(2, "big")
+        self._sequence = sequence = (self._sequence + 1) & 0xFFFF
+        header[2:4] = sequence.to_bytes(2, "big")
         timestamp = (timestamp + self._timestamp_origin) & 0xFFFFFFFF
         header[4:8] = timestamp.to_bytes(4, "big")
         if self._abs_at is not None:
             header[self._abs_at : self._abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         if self._srtp is None:
             self._srtp = dtls._tx_srtp
-        transport.sendto(self._srtp.protect(bytes(header) + payload), pair.remote_addr)
+        transport.sendto(self._srtp.protect(bytes(header) + payload), self._address)
+        self.sent += 1
+        self._octets += len(payload)
+        if self.sent % SENDER_REPORT_EVERY == 1:
+            self._report_to_sender(ntp, timestamp)
+        return True
+
+    def _use_pair(self, pair: Any) -> None:
+        self._pair = pair
+        transport = getattr(pair.protocol, "transport", None) if pair is not None else None
+        self._transport = transport
+        self._address = pair.remote_addr if pair is not None else None
+        # asyncio's transports say how much they hold back; a TURN relay's does not.
+        self._backlog = getattr(transport, "get_write_buffer_size", None)
+
+    def _report_to_sender(self, ntp: int, timestamp: int) -> None:
+        """What aiortc's RTCP sender reports read: a matching (NTP, RTP) time and counts."""
         sender = self._sender
         setattr(sender, _SENDER + "ntp_timestamp", ntp)
         setattr(sender, _SENDER + "rtp_timestamp", timestamp)
-        octets = getattr(sender, _SENDER + "octet_count")
-        setattr(sender, _SENDER + "octet_count", octets + len(payload))
-        setattr(sender, _SENDER + "packet_count", self.sent + 1)
-        self.sent += 1
-        return True
-
-
-def _backlog(transport: Any) -> int:
-    """Bytes waiting in user space for `transport`'s socket (a TURN relay: none)."""
-    closing = getattr(transport, "is_closing", None)
-    if closing is not None and closing():
-        return MAX_SOCKET_BACKLOG + 1
-    size = getattr(transport, "get_write_buffer_size", None)
-    return size() if size is not None else 0
+        setattr(sender, _SENDER + "octet_count", self._octets)
+        setattr(sender, _SENDER + "packet_count", self.sent)
 
 
 def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:

@@ -23,6 +23,7 @@ from .mixer import RoomMixer
 from .outbound import MixedAudioTrack, use_direct_send
 from .playout import PlayoutBuffer
 from .receiver_tap import tap_receiver
+from .sockets import install_datagram_drain
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class MediaPeer:
     ) -> None:
         install_consent_leak_fix()
         install_close_race_fix()
+        install_datagram_drain()
         self.pid = pid
         self.playout = PlayoutBuffer(target_ms=playout_target_ms)
         self.timed_out = False
