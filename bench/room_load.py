@@ -364,7 +364,10 @@ def run(args: argparse.Namespace, server: str) -> list[Window]:
         )
     )
     print(f"room {room_id} on {server}; server pid {fetch_stats(server)['process']['pid']}")
-    workers = Workers(args.workers, server, args.app, room_id)
+    # Speakers get a bot process of their own: they stand for browsers, whose packets leave
+    # on time; sharing a process with hundreds of listener bots made them send in bursts,
+    # and the server's playout buffer then (rightly) waited longer for everyone.
+    workers = Workers(1 + args.workers, server, args.app, room_id)
     windows: list[Window] = []
     joins: list[float] = []
     failures: list[str] = []
@@ -374,7 +377,8 @@ def run(args: argparse.Namespace, server: str) -> list[Window]:
             BotSpec(u, tokens[u], seat=i + 1, tone=TONES[i % len(TONES)], bursts=i == 0)
             for i, u in enumerate(speakers)
         ]
-        _collect(workers.join(split(speaker_specs, args.workers), 4), joins, failures)
+        no_listeners: list[list[BotSpec]] = [[] for _ in range(args.workers)]
+        _collect(workers.join([speaker_specs, *no_listeners], 4), joins, failures)
         time.sleep(args.settle)
         joined = 0
         for step in steps:
@@ -383,9 +387,8 @@ def run(args: argparse.Namespace, server: str) -> list[Window]:
                 for i, u in enumerate(listeners[joined:step], start=joined)
             ]
             if specs:
-                _collect(
-                    workers.join(split(specs, args.workers), args.concurrency), joins, failures
-                )
+                per_worker = [[], *split(specs, args.workers)]
+                _collect(workers.join(per_worker, args.concurrency), joins, failures)
                 joined = step
                 time.sleep(args.settle)
             window = measure(server, workers, args.speakers, joined, args.step_seconds)
@@ -473,7 +476,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", default="0,50,100,200,300", help="listener counts")
     parser.add_argument("--step-seconds", type=float, default=12.0)
     parser.add_argument("--settle", type=float, default=3.0, help="pause after joins")
-    parser.add_argument("--workers", type=int, default=2, help="bot processes")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="listener bot processes (speakers get one more)"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="joins at once per worker")
     parser.add_argument("--probes", type=int, default=2, help="listeners that decode")
     return parser
