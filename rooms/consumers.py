@@ -75,7 +75,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     local_mutes: frozenset[str] = frozenset()
     _unsubscribe_levels: Callable[[], None] | None = None
     _unsubscribe_peer: Callable[[], None] | None = None
-    _levels_were_silent = True
+    _levels_sent: str | None = None  # the last levels frame this socket got
     _close_after_reply = False
     _personal: dict | None = None
     _expiry: asyncio.Task | None = None
@@ -425,12 +425,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
 
     def _on_levels(self, levels: dict[str, float]) -> None:
-        """Called on the mixer clock (~8/s): never block it; skip frames of steady silence."""
-        silent = not any(levels.values())
-        if silent and self._levels_were_silent:
+        """Called ~8 times a second: never block. A frame goes out only when what the page
+        shows changes, so a steady ring, like steady silence, costs no frames."""
+        text = _levels_frame(levels)
+        if text == self._levels_sent or (self._levels_sent is None and not any(levels.values())):
             return
-        self._levels_were_silent = silent
-        asyncio.ensure_future(self.send(text_data=_levels_frame(levels)))
+        self._levels_sent = text
+        asyncio.ensure_future(self.send(text_data=text))
 
     def _on_peer_closed(self, user_id: str, reason: str) -> None:
         """The server closed this user's media connection on its own: say so, so the page
@@ -508,7 +509,8 @@ def _levels_frame(levels: dict[str, float]) -> str:
     listener on a loop is handed the same dict)."""
     global _last_levels
     if _last_levels[0] is not levels:
-        frame = {"type": "levels", "levels": {uid: round(v, 3) for uid, v in levels.items()}}
+        # Two decimals: what a ring can show; finer would only make steady levels "change".
+        frame = {"type": "levels", "levels": {uid: round(v, 2) for uid, v in levels.items()}}
         _last_levels = (levels, json.dumps(frame))
     return _last_levels[1]
 

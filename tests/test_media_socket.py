@@ -267,6 +267,23 @@ async def test_the_room_rules_hold_on_the_wire(stage: Stage) -> None:
     assert hears(x.bot, 1.0) == {C_TONE}
 
 
+async def test_levels_frames_show_the_audible_speakers_and_only_changes(stage: Stage) -> None:
+    a, b, c = await speakers_and_listener(stage)
+
+    def levels(*speaking: str) -> Callable[[dict], bool]:
+        return lambda f: f.get("type") == "levels" and sorted(
+            uid for uid, level in f["levels"].items() if level > 0.01
+        ) == sorted(speaking)
+
+    frame = await b.socket.wait_for(levels("a", "c"))
+    assert set(frame["levels"]) == {"a", "c"}  # only who is heard, never the audience
+    await b.ok("seat.host.mute", targetIndex=1, muted=True)
+    frame = await b.socket.wait_for(levels("c"))
+    assert "a" not in frame["levels"]
+    sent = [f["levels"] for f in b.socket.json if f.get("type") == "levels"]
+    assert all(one != two for one, two in zip(sent, sent[1:], strict=False))  # no repeats
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 
