@@ -4,17 +4,54 @@ the room see its effect live, exactly as if a host had done it."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from rooms import services
-from rooms.models import App, Member, Message, Room, Seat
+from rooms.models import App, Member, Message, Room, Seat, WebhookDelivery
 
 
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
-    list_display = ["app_id", "name", "test_mode"]
+    list_display = ["app_id", "name", "test_mode", "webhook_url"]
     search_fields = ["name", "app_id"]
+    fields = ["app_id", "name", "app_sign", "allowed_origins", "test_mode", "webhook_url"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """What was sent to each app's webhook, and what went wrong: a record, not an editor."""
+
+    list_display = ["id", "event", "app", "attempts", "delivered_at", "failed_at", "created_at"]
+    list_filter = [
+        "event",
+        ("delivered_at", admin.EmptyFieldListFilter),
+        ("failed_at", admin.EmptyFieldListFilter),
+        "app",
+    ]
+    search_fields = ["event", "last_error"]
+    readonly_fields = [
+        "app",
+        "event",
+        "payload",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "failed_at",
+        "last_error",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 class SeatInline(admin.TabularInline):

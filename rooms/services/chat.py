@@ -7,16 +7,21 @@ from django.db import transaction
 
 from rooms import events
 from rooms.models import Member, Message, Room
-from rooms.services.common import ServiceError, active_member
+from rooms.services.common import ServiceError, active_member, lock_room
 
 
-def message_send(*, member: Member, text: str, attributes: dict | None = None) -> Message:
+def _checked_text(text: str) -> str:
     text = text.strip()
     limit = settings.LIVEAUDIO_MESSAGE_MAX_CHARS
     if not text:
         raise ServiceError("message_empty", "A message cannot be empty.")
     if len(text) > limit:
         raise ServiceError("message_too_long", f"A message is at most {limit} characters.")
+    return text
+
+
+def message_send(*, member: Member, text: str, attributes: dict | None = None) -> Message:
+    text = _checked_text(text)
     with transaction.atomic():
         member = active_member(member)
         message = Message.objects.create(
@@ -27,7 +32,10 @@ def message_send(*, member: Member, text: str, attributes: dict | None = None) -
 
 
 def message_send_system(*, room: Room, text: str) -> Message:
+    """A message from the operator or the integrator's backend, shown as from "System"."""
+    text = _checked_text(text)
     with transaction.atomic():
+        lock_room(room)  # refuses an ended room
         message = Message.objects.create(room=room, sender=None, text=text)
         events.on_commit_message_sent(message)
     return message

@@ -1,0 +1,361 @@
+"""The endpoints. Thin, like the socket consumer: authenticate (``AppSignAuth``), validate
+(``schemas``), call a service, answer. Every write goes through ``rooms.services``, so people
+in the room see its effect live, as if a host had done it."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import Count, Q
+from django.http import HttpRequest
+from ninja import Path, Query, Router, Status
+from pydantic import BaseModel
+
+from rooms import services
+from rooms.api.errors import ApiError
+from rooms.api.schemas import (
+    MAX_TTL_SECONDS,
+    ROOM_ID_PATTERN,
+    ErrorOut,
+    MemberFilter,
+    MemberList,
+    MemberOut,
+    MessageIn,
+    MessageOut,
+    RoomFilter,
+    RoomIn,
+    RoomList,
+    RoomOut,
+    SeatList,
+    SeatOut,
+    TokenIn,
+    TokenOut,
+)
+from rooms.models import App, Member, Room
+from rooms.selectors import MemberState, message_state, room_state
+from rooms.services.common import member_by_user_id
+from rooms.tokens import MAX_USER_ID, token_mint
+
+router = Router()
+
+RoomPath = Annotated[
+    str,
+    Path(
+        pattern=ROOM_ID_PATTERN,
+        description="The room's ID.",
+        example="friday-jam",
+    ),
+]
+UserPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_USER_ID,
+        description="The member's user ID.",
+        example="u-42",
+    ),
+]
+# Every endpoint may refuse a malformed request, a missing / wrong appSign, or too many.
+REFUSED = {400: ErrorOut, 401: ErrorOut, 429: ErrorOut}
+IN_A_ROOM = {**REFUSED, 404: ErrorOut}
+CHANGING_A_ROOM = {**IN_A_ROOM, 409: ErrorOut}
+
+
+def _app(request: HttpRequest) -> App:
+    return request.auth  # type: ignore[attr-defined]  # set by AppSignAuth
+
+
+def _room(request: HttpRequest, room_id: str) -> Room:
+    room = Room.objects.select_related("app").filter(app=_app(request), room_id=room_id).first()
+    if room is None:
+        raise ApiError(404, "room_not_found", f"There is no room {room_id!r} in this app.")
+    return room
+
+
+def _live_room(request: HttpRequest, room_id: str) -> Room:
+    room = _room(request, room_id)
+    if not room.is_live:
+        raise ApiError(409, "room_ended", "This room has ended.")
+    return room
+
+
+def _only_query(request: HttpRequest, model: type[BaseModel]) -> None:
+    """An unknown query parameter is refused, not ignored (a typo would otherwise go unseen)."""
+    unknown = sorted(set(request.GET) - set(model.model_fields))
+    if unknown:
+        raise ApiError(
+            400, "invalid_request", f"Unknown query parameter(s): {', '.join(map(repr, unknown))}."
+        )
+
+
+def _room_out(room: Room, online_count: int | None = None) -> RoomOut:
+    if online_count is None:
+        online_count = room.members.filter(online=True).count()
+    return RoomOut(
+        roomID=room.room_id,
+        title=room.title,
+        live=room.is_live,
+        createdBy=room.created_by,
+        createdAt=room.created_at,
+        endedAt=room.ended_at,
+        seatCount=room.seat_count,
+        onlineCount=online_count,
+    )
+
+
+def _member_out(member: MemberState) -> MemberOut:
+    return MemberOut(
+        userID=member.user_id,
+        userName=member.user_name,
+        role=member.role,
+        online=member.online,
+        micOn=member.mic_on,
+        seatIndex=member.seat_index,
+    )
+
+
+def _stored_member_out(member: Member) -> MemberOut:
+    """A member after a kick or a ban: off any seat, offline."""
+    member.refresh_from_db()
+    return MemberOut(
+        userID=member.user_id,
+        userName=member.user_name,
+        role=member.role,
+        online=member.online,
+        micOn=member.mic_on,
+        seatIndex=None,
+        banned=member.banned,
+    )
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/tokens",
+    response={200: TokenOut, **REFUSED},
+    summary="Mint a room token",
+    operation_id="token_create",
+    tags=["tokens"],
+)
+def token_create(request: HttpRequest, payload: TokenIn) -> TokenOut:
+    """Mint a room token for one user of one room (the room need not exist yet).
+
+    Give it to that user's browser: the embed SDK joins with it. ``role`` is the highest role
+    the token allows; without one the user may be up to a speaker."""
+    now = int(time.time())
+    ttl = min(payload.ttlSeconds, MAX_TTL_SECONDS)
+    try:
+        token = token_mint(
+            app=_app(request),
+            room_id=payload.roomID,
+            user_id=payload.userID,
+            user_name=payload.userName,
+            role=payload.role,
+            ttl_seconds=ttl,
+            now=now,
+        )
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from exc
+    return TokenOut(token=token, expiresAt=now + ttl)
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/rooms",
+    response={200: RoomList, **REFUSED},
+    summary="List rooms",
+    operation_id="room_list",
+    tags=["rooms"],
+)
+def room_list(request: HttpRequest, filters: Query[RoomFilter]) -> RoomList:
+    """This app's rooms, newest first."""
+    _only_query(request, RoomFilter)
+    rooms = Room.objects.filter(app=_app(request)).annotate(
+        online_count=Count("members", filter=Q(members__online=True))
+    )
+    if filters.status != "all":
+        rooms = rooms.filter(ended_at__isnull=(filters.status == "live"))
+    start, stop = filters.offset, filters.offset + filters.limit
+    page = rooms.order_by("-created_at", "-pk")[start:stop]
+    return RoomList(rooms=[_room_out(room, room.online_count) for room in page])
+
+
+@router.post(
+    "/rooms",
+    response={201: RoomOut, **REFUSED, 409: ErrorOut},
+    summary="Create a room",
+    operation_id="room_create",
+    tags=["rooms"],
+)
+def room_create(request: HttpRequest, payload: RoomIn) -> Status:
+    """Create a room (default layout: two rows of four seats, seat 0 for the host).
+    409 ``room_exists`` if the app already has a room with this ID, live or ended."""
+    try:
+        room = services.room_create(app=_app(request), room_id=payload.roomID, title=payload.title)
+    except IntegrityError as exc:  # created by someone else at the same instant
+        raise ApiError(409, "room_exists", f"A room {payload.roomID!r} already exists.") from exc
+    except DjangoValidationError as exc:
+        raise ApiError(400, "invalid_request", " ".join(exc.messages)) from exc
+    return Status(201, _room_out(room, 0))
+
+
+@router.get(
+    "/rooms/{roomID}",
+    response={200: RoomOut, **IN_A_ROOM},
+    summary="Read a room",
+    operation_id="room_get",
+    tags=["rooms"],
+)
+def room_get(request: HttpRequest, roomID: RoomPath) -> RoomOut:
+    return _room_out(_room(request, roomID))
+
+
+@router.post(
+    "/rooms/{roomID}/end",
+    response={200: RoomOut, **IN_A_ROOM},
+    summary="End a room",
+    operation_id="room_end",
+    tags=["rooms"],
+)
+def room_end(request: HttpRequest, roomID: RoomPath) -> RoomOut:
+    """End the room for everyone in it (they are told, then disconnected). Ending an ended
+    room changes nothing."""
+    room = _room(request, roomID)
+    services.room_end(room=room, reason="roomEnded")
+    room.refresh_from_db()
+    return _room_out(room)
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/rooms/{roomID}/members",
+    response={200: MemberList, **IN_A_ROOM},
+    summary="List members",
+    operation_id="member_list",
+    tags=["members"],
+)
+def member_list(request: HttpRequest, roomID: RoomPath, filters: Query[MemberFilter]) -> MemberList:
+    """Who is in the room now (and who keeps a seat while reconnecting), or who is banned."""
+    _only_query(request, MemberFilter)
+    room = _room(request, roomID)
+    if filters.banned:
+        rows = Member.objects.filter(room=room, banned=True).order_by("user_id")
+        return MemberList(members=[_stored_member_out(m) for m in rows])
+    return MemberList(members=[_member_out(m) for m in room_state(room).members])
+
+
+@router.post(
+    "/rooms/{roomID}/members/{userID}/kick",
+    response={200: MemberOut, **CHANGING_A_ROOM},
+    summary="Kick a member",
+    operation_id="member_kick",
+    tags=["members"],
+)
+def member_kick(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> MemberOut:
+    """Remove a user from the room now (their socket closes with 4010 ``kickOut``); they may
+    join again with a token."""
+    room = _live_room(request, roomID)
+    member = member_by_user_id(room, userID)
+    services.member_kick(member=member)
+    return _stored_member_out(member)
+
+
+@router.post(
+    "/rooms/{roomID}/members/{userID}/ban",
+    response={200: MemberOut, **CHANGING_A_ROOM},
+    summary="Ban a member",
+    operation_id="member_ban",
+    tags=["members"],
+)
+def member_ban(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> MemberOut:
+    """Remove a user who is or was in the room and refuse their every later join."""
+    room = _live_room(request, roomID)
+    member = _known_member(room, userID)
+    services.member_ban(member=member)
+    return _stored_member_out(member)
+
+
+@router.post(
+    "/rooms/{roomID}/members/{userID}/unban",
+    response={200: MemberOut, **IN_A_ROOM},
+    summary="Lift a ban",
+    operation_id="member_unban",
+    tags=["members"],
+)
+def member_unban(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> MemberOut:
+    """Lift a ban: the user may join again with a token."""
+    member = _known_member(_room(request, roomID), userID)
+    services.member_unban(member=member)
+    return _stored_member_out(member)
+
+
+def _known_member(room: Room, user_id: str) -> Member:
+    member = Member.objects.filter(room=room, user_id=user_id).first()
+    if member is None:
+        raise ApiError(404, "user_not_found", f"{user_id!r} has never been in this room.")
+    return member
+
+
+# --- chat and seats ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/rooms/{roomID}/messages",
+    response={201: MessageOut, **CHANGING_A_ROOM},
+    summary="Send a system message",
+    operation_id="message_send",
+    tags=["chat"],
+)
+def message_send(
+    request: HttpRequest,
+    roomID: RoomPath,
+    payload: MessageIn,
+) -> Status:
+    """Show a system message in the room's chat, live. It has no sender: ``userID`` null and
+    ``userName`` "System" (``message.onReceived`` on the socket carries the same)."""
+    room = _live_room(request, roomID)
+    message = services.message_send_system(room=room, text=payload.text.strip())
+    state = message_state(message)
+    out = MessageOut(
+        messageID=state.message_id,
+        userName=state.user_name,
+        text=state.text,
+        timestamp=state.timestamp,
+    )
+    return Status(201, out)
+
+
+@router.get(
+    "/rooms/{roomID}/seats",
+    response={200: SeatList, **IN_A_ROOM},
+    summary="List seats",
+    operation_id="seat_list",
+    tags=["seats"],
+)
+def seat_list(request: HttpRequest, roomID: RoomPath) -> SeatList:
+    """Every seat, in index order: locked or not, host seat or not, who sits there."""
+    room = _room(request, roomID)
+    seats = [seat for row in room_state(room).rows for seat in row]
+    return SeatList(
+        rows=list(room.seat_rows),
+        seats=[
+            SeatOut(
+                index=seat.index,
+                locked=seat.locked,
+                isHostSeat=seat.is_host_seat,
+                userID=seat.user_id,
+                userName=seat.user_name,
+                micOn=seat.mic_on,
+                online=seat.online,
+            )
+            for seat in seats
+        ],
+    )

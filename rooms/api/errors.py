@@ -1,0 +1,81 @@
+"""Every refusal is JSON ``{code, message}`` with a 4xx status, whatever raised it."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+from rooms.services import ServiceError
+
+# A service's refusal is a conflict with the room's state unless listed here.
+SERVICE_STATUS = {
+    "not_permitted": 403,
+    "room_not_found": 404,
+    "user_not_found": 404,
+    "bad_layout": 400,
+    "message_empty": 400,
+    "message_too_long": 400,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def install(api: NinjaAPI) -> None:
+    def reply(request: HttpRequest, status: int, code: str, message: str, **extra: object):
+        body = {"code": code, "message": message, **extra}
+        return api.create_response(request, body, status=status)
+
+    @api.exception_handler(ApiError)
+    def api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+        return reply(request, exc.status, exc.code, exc.message)
+
+    @api.exception_handler(ServiceError)
+    def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
+        return reply(request, SERVICE_STATUS.get(exc.code, 409), exc.code, exc.message)
+
+    @api.exception_handler(AuthenticationError)
+    def unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        response = reply(
+            request,
+            401,
+            "unauthorized",
+            "Authenticate with HTTP Basic: your appID as user name, your appSign as password.",
+        )
+        response["WWW-Authenticate"] = 'Basic realm="liveaudio", charset="UTF-8"'
+        return response
+
+    @api.exception_handler(ValidationError)
+    def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        fields = [{"field": _field(error["loc"]), "message": error["msg"]} for error in exc.errors]
+        listed = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return reply(request, 400, "invalid_request", f"Invalid request: {listed}", fields=fields)
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return reply(request, 404, "not_found", "No such resource.")
+
+    @api.exception_handler(Throttled)
+    def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        response = reply(request, 429, "rate_limited", "Too many requests; slow down.")
+        if exc.wait:
+            response["Retry-After"] = str(max(1, round(exc.wait)))
+        return response
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return reply(request, exc.status_code, "bad_request", str(exc))
+
+
+def _field(location: tuple | list) -> str:
+    """("body", "payload", "roomID") → "roomID"; ("query", "limit") → "limit"."""
+    parts = [str(part) for part in location]
+    if parts[:1] == ["body"] and len(parts) > 2:
+        parts = parts[2:]
+    elif len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)

@@ -1,0 +1,143 @@
+"""What the HTTP API reads and writes. Field names are the seed's (camelCase: ``roomID``).
+
+Limits are the models' and the token's, so a request the schema admits is one the services
+can store; anything else is refused before a handler runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rooms.tokens import MAX_USER_ID, MAX_USER_NAME
+
+ROOM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 24 * 3600
+MAX_TEXT = 1000  # Message.text; LIVEAUDIO_MESSAGE_MAX_CHARS
+# Printable text without line breaks or other control characters.
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+
+_TEXT_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+TEXT_PATTERN = rf"^{_TEXT_CHAR}*[^\s\x00-\x1f\x7f]{_TEXT_CHAR}*$"
+
+RoomID = Annotated[str, Field(pattern=ROOM_ID_PATTERN, examples=["friday-jam"])]
+UserID = Annotated[
+    str, Field(min_length=1, max_length=MAX_USER_ID, pattern=LINE_PATTERN, examples=["u-42"])
+]
+UserName = Annotated[
+    str, Field(min_length=1, max_length=MAX_USER_NAME, pattern=LINE_PATTERN, examples=["Ada"])
+]
+
+
+class In(BaseModel):
+    """A request body: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoomFilter(In):
+    status: Literal["live", "ended", "all"] = Field("live", description="Which rooms.")
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+class MemberFilter(In):
+    banned: bool = Field(False, description="List the banned users instead.")
+
+
+class TokenIn(In):
+    roomID: RoomID
+    userID: UserID
+    userName: UserName
+    role: Literal["host", "speaker", "audience"] | None = Field(
+        None, description="The highest role the user may take; none means up to speaker."
+    )
+    ttlSeconds: int = Field(3600, ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)
+
+
+class TokenOut(BaseModel):
+    token: str
+    expiresAt: int = Field(description="Unix time (seconds) when the token expires.")
+
+
+class RoomIn(In):
+    roomID: RoomID
+    title: str = Field("", max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class RoomOut(BaseModel):
+    roomID: str
+    title: str
+    live: bool
+    createdBy: str
+    createdAt: datetime
+    endedAt: datetime | None
+    seatCount: int
+    onlineCount: int = Field(description="Members in the room now.")
+
+
+class RoomList(BaseModel):
+    rooms: list[RoomOut]
+
+
+class MemberOut(BaseModel):
+    userID: str
+    userName: str
+    role: Literal["host", "cohost", "speaker", "audience"]
+    online: bool
+    micOn: bool
+    seatIndex: int | None
+    banned: bool = False
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+
+
+class SeatOut(BaseModel):
+    index: int
+    locked: bool
+    isHostSeat: bool
+    userID: str | None
+    userName: str | None
+    micOn: bool
+    online: bool
+
+
+class SeatList(BaseModel):
+    rows: list[int] = Field(description="Seats per row, e.g. [4, 4].")
+    seats: list[SeatOut]
+
+
+class MessageIn(In):
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=TEXT_PATTERN,
+        description="Shown in the room's chat; line breaks and tabs allowed, no other control "
+        "characters, at least one visible character.",
+    )
+
+
+class MessageOut(BaseModel):
+    messageID: int
+    userID: None = Field(None, description="Always null: a system message has no sender.")
+    userName: str
+    text: str
+    timestamp: int = Field(description="Milliseconds since the epoch.")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    code: str = Field(examples=["room_not_found"])
+    message: str
+    fields: list[FieldError] | None = Field(
+        None, description="With code invalid_request: every field that was refused, and why."
+    )
