@@ -1,7 +1,10 @@
 // The room page's own script: what HTML and htmx cannot do alone.
 // htmx's ws extension swaps the HTML frames; this module takes the JSON frames (events for
 // the embed SDK and for scripts), runs the WebRTC connection to the server's mixer, shows
-// speaking levels, and keeps the connection badge true.
+// speaking levels, and keeps the connection badge true. Embedded, bridge.js reads
+// `window.liveaudio` and the document events `liveaudio:event` (every JSON frame),
+// `liveaudio:connection` and `liveaudio:closed`, and answers `liveaudio.decide` for the
+// integrator's page.
 
 const room = document.getElementById("room");
 const TOAST_MS = 4000;
@@ -10,6 +13,7 @@ const MIC_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGa
 
 export const liveaudio = {
   userID: room?.dataset.userId ?? null,
+  config: JSON.parse(document.getElementById("liveaudio-config")?.textContent ?? "{}") ?? {},
   state: null,
   messages: [],
   levels: {},            // userID -> 0..1, ~8 times a second while someone speaks
@@ -18,9 +22,32 @@ export const liveaudio = {
   pc: null,              // the RTCPeerConnection to the server
   remoteStream: null,    // the room's mix, as this user hears it
   mediaState: "idle",
+  connection: "connecting", // connecting / live / reconnecting / closed
+  hiddenMembers: new Set(), // userIDs this user's member list does not show
   request,
+  decide: askHere,          // (name, payload) -> Promise<boolean | null>; the bridge overrides
+  askHere,                  // the widget's own dialogs
+  setLocalMutes,
+  hideInMemberList,
 };
 window.liveaudio = liveaudio;
+
+// --- decisions: the widget's own dialogs, or the embedding page's callbacks -------------
+
+// Every question the room asks its user goes through `liveaudio.decide(name, payload)`, so an
+// embedding page can answer instead (bridge.js replaces it and falls back to askHere).
+// Names: "leave", "microphoneTurnOn" ({fromUser}), "takingInvitation" ({inviter}),
+// "confirm" ({text}: ending the room, removing or kicking someone, leaving a seat).
+function askHere(name, payload = {}) {
+  const question = {
+    leave: () => payload.text ?? liveaudio.config.confirmDialogInfo?.message ?? "Leave the room?",
+    microphoneTurnOn: () => `${payload.fromUser?.name} asks you to turn your microphone on.`,
+    confirm: () => payload.text,
+  }[name];
+  // The invitation's own dialog is the prompt already on the page (#invitation): no answer.
+  if (!question) return Promise.resolve(null);
+  return Promise.resolve(window.confirm(question()));
+}
 
 // --- the socket: requests and JSON frames ------------------------------------------------
 
@@ -78,14 +105,29 @@ function handleJSON(frame) {
     case "onEnded":
       stopMedia();
       break;
-    case "audioVideo.onMicrophoneTurnOnByOthersConfirmation":
-      // The widget's own dialog (an embedding page may answer through its callback instead).
-      if (window.confirm(`${frame.fromUser.name} asks you to turn your microphone on.`)) {
-        request("microphone.turnOn", { isOn: true }).catch((e) => console.warn(e));
-      }
+    case "rtc.closed":
+      // The server let go of this connection (no ICE in time, or consent lost), maybe
+      // before this browser noticed: start anew with a fresh offer.
+      liveaudio.pc?.close();
+      startMedia();
       break;
   }
   document.dispatchEvent(new CustomEvent("liveaudio:event", { detail: frame }));
+  // Questions last: whoever listens (the embed bridge) has seen the state they come with.
+  if (frame.type === "room.update") for (const event of frame.events ?? []) answerQuestion(event);
+}
+
+// Questions the server puts to this user; the answer goes back as an action.
+async function answerQuestion(event) {
+  if (event.type === "audioVideo.onMicrophoneTurnOnByOthersConfirmation") {
+    const yes = await liveaudio.decide("microphoneTurnOn", { fromUser: event.fromUser });
+    if (yes) await request("microphone.turnOn", { isOn: true }).catch((e) => console.warn(e));
+  } else if (event.type === "seat.audience.onTakingInvitationReceived") {
+    const yes = await liveaudio.decide("takingInvitation", { inviter: event.inviter });
+    if (yes === null) return; // the prompt on the page asks
+    const action = yes ? "acceptTakingInvitation" : "rejectTakingInvitation";
+    await request(`seat.audience.${action}`).catch((e) => console.warn(e));
+  }
 }
 
 function me(state = liveaudio.state) {
@@ -216,16 +258,34 @@ function paintLocalMutes() {
   }
 }
 
+function setLocalMutes(userIDs) {
+  liveaudio.localMutes = new Set(userIDs);
+  paintLocalMutes();
+}
+
 async function toggleLocalMute(userID) {
   const muted = !liveaudio.localMutes.has(userID);
   const result = await request("seat.muteLocallyByUserID", { userID, muted });
-  liveaudio.localMutes = new Set(result.mutedUserIDs);
-  paintLocalMutes();
+  setLocalMutes(result.mutedUserIDs);
+}
+
+// Only this user's list: the others still see everyone.
+function hideInMemberList(userIDs) {
+  liveaudio.hiddenMembers = new Set([...liveaudio.hiddenMembers, ...userIDs]);
+  paintHiddenMembers();
+}
+
+function paintHiddenMembers() {
+  for (const row of document.querySelectorAll("#members li[data-user-id]")) {
+    row.style.display = liveaudio.hiddenMembers.has(row.dataset.userId) ? "none" : "";
+  }
 }
 
 // --- htmx's socket ------------------------------------------------------------------------
 
 function setConnection(state, text) {
+  liveaudio.connection = state;
+  document.dispatchEvent(new CustomEvent("liveaudio:connection", { detail: { state } }));
   const badge = document.getElementById("connection");
   if (!badge) return;
   badge.dataset.state = state;
@@ -259,8 +319,15 @@ document.body.addEventListener("htmx:wsClose", (event) => {
     liveaudio.closed = { code, reason };
     setConnection("closed", "disconnected");
     stopMedia();
+    document.dispatchEvent(new CustomEvent("liveaudio:closed", { detail: { code, reason } }));
+  } else if (code === 1000) {
+    // A normal close: the user left (room.leave); nothing reconnects.
+    liveaudio.closed = { code, reason };
+    setConnection("closed", "left");
+    stopMedia();
+    document.dispatchEvent(new CustomEvent("liveaudio:closed", { detail: { code, reason } }));
   } else {
-    setConnection("connecting", "reconnecting…");
+    setConnection("reconnecting", "reconnecting…");
   }
 });
 
@@ -274,19 +341,32 @@ document.body.addEventListener("htmx:oobAfterSwap", (event) => {
   if (target?.id === "seats") {
     paintLevels();
     paintLocalMutes();
+  } else if (target?.id === "members") {
+    paintHiddenMembers();
   } else if (target?.id === "toast") {
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => target.classList.remove("visible"), TOAST_MS);
   }
 });
 
-// Buttons with data-confirm ask first; the capture phase runs before htmx's own listener.
+// Buttons with data-confirm ask first (the capture phase runs before htmx's own listener);
+// a yes clicks the button again, and that click goes through.
+const confirmed = new WeakSet();
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-confirm]");
-  if (button && !window.confirm(button.dataset.confirm)) {
-    event.preventDefault();
-    event.stopPropagation();
+  if (!button) return;
+  if (confirmed.has(button)) {
+    confirmed.delete(button);
+    return;
   }
+  event.preventDefault();
+  event.stopPropagation();
+  const name = button.id === "leave-room" ? "leave" : "confirm";
+  liveaudio.decide(name, { text: button.dataset.confirm }).then((yes) => {
+    if (!yes || !button.isConnected) return;
+    confirmed.add(button);
+    button.click();
+  });
 }, true);
 
 document.body.addEventListener("click", (event) => {
@@ -298,3 +378,13 @@ document.body.addEventListener("click", (event) => {
     soundPrompt.hidden = true;
   }
 });
+
+// The room timer (config `duration.isVisible`): the server wrote the first value; tick on.
+function tickTimer() {
+  const value = document.querySelector("#room-timer .room-timer-value");
+  if (!value) return;
+  const seconds = Math.max(0, Math.floor((Date.now() - Number(value.dataset.startedAt)) / 1000));
+  const pad = (n) => String(n).padStart(2, "0");
+  value.textContent = `${Math.floor(seconds / 3600)}:${pad(Math.floor(seconds / 60) % 60)}:${pad(seconds % 60)}`;
+}
+if (document.getElementById("room-timer")) setInterval(tickTimer, 1000);

@@ -19,6 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--demo-port",
+            type=int,
+            default=None,
+            help="The demo integrator page's port: its origins become allowed for the demo app.",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         base = str(options["base_url"]).rstrip("/")
@@ -39,6 +45,9 @@ class Command(BaseCommand):
         app, _ = App.objects.get_or_create(
             app_id=DEMO_APP_ID, defaults={"name": "Demo integrator", "test_mode": True}
         )
+        demo_port = options["demo_port"]
+        if demo_port:
+            allow_origins(app, [f"http://127.0.0.1:{demo_port}", f"http://localhost:{demo_port}"])
         if not Room.objects.filter(app=app, room_id=DEMO_ROOM_ID, ended_at__isnull=True).exists():
             Room.objects.filter(app=app, room_id=DEMO_ROOM_ID).delete()
             room_create(app=app, room_id=DEMO_ROOM_ID, title="Embedded demo room")
@@ -59,7 +68,20 @@ class Command(BaseCommand):
                     f"  Admin:        {base}/admin/",
                     f"  As a guest:   {base}/embed/{DEMO_APP_ID}/{DEMO_ROOM_ID}/?"
                     + urlencode({"token": guest}),
+                    *(
+                        [f"  Integrator:   http://127.0.0.1:{demo_port}/   (the embed SDK demo)"]
+                        if demo_port
+                        else []
+                    ),
                     "",
                 ]
             )
         )
+
+
+def allow_origins(app: App, origins: list[str]) -> None:
+    """Add origins to the app's allowed list, keeping the ones it has."""
+    missing = [origin for origin in origins if origin not in app.origins]
+    if missing:
+        app.allowed_origins = "\n".join([*app.origins, *missing])
+        app.save(update_fields=["allowed_origins"])
