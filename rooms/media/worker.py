@@ -64,20 +64,30 @@ class MediaProcess:
     """Owns the media worker process and talks to it; start on creation."""
 
     def __init__(self, config: WorkerConfig) -> None:
+        self._config = config
+        self._send_lock = threading.Lock()  # also makes a restart happen once
+        self._ids = itertools.count(1)
+        self._levels = RoomSubscribers()
+        self._closures = RoomSubscribers()
+        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set sent, per room
+        self._closed = False
+        self._start()
+
+    def _start(self) -> None:
+        """A new worker, its pipe, and a reader thread for that pipe alone."""
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
-            target=serve, args=(child, config), name="liveaudio-media", daemon=True
+            target=serve, args=(child, self._config), name="liveaudio-media", daemon=True
         )
         self._process.start()
         child.close()
-        self._send_lock = threading.Lock()
-        self._ids = itertools.count(1)
         self._pending: dict[int, concurrent.futures.Future] = {}
-        self._levels = RoomSubscribers()
-        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set sent, per room
-        self._closures = RoomSubscribers()
-        self._reader = threading.Thread(target=self._read, name="liveaudio-media-pipe", daemon=True)
+        self._audible_sent.clear()  # the new worker knows no room yet
+        self._reader = threading.Thread(
+            target=self._read, args=(self._conn, self._pending), name="liveaudio-media-pipe",
+            daemon=True,
+        )
         self._reader.start()
 
     @property
@@ -107,6 +117,7 @@ class MediaProcess:
 
     async def close(self) -> None:
         """Close every room, then let the worker exit; idempotent."""
+        self._closed = True
         if not self._process.is_alive():
             return
         try:
@@ -158,11 +169,9 @@ class MediaProcess:
     async def _call(self, method: str, *args: Any) -> Any:
         request_id = next(self._ids)
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._pending[request_id] = future
         try:
-            self._send(("call", request_id, method, args))
+            self._send(("call", request_id, method, args), future)
         except (OSError, ValueError) as exc:
-            self._pending.pop(request_id, None)
             raise ConnectionError("the media worker is gone") from exc
         return await asyncio.wrap_future(future)
 
@@ -172,38 +181,57 @@ class MediaProcess:
         except (OSError, ValueError):  # closed: nothing left to apply it to
             logger.debug("media worker closed; dropped %s", method)
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: tuple, future: concurrent.futures.Future | None = None) -> None:
         with self._send_lock:
-            self._conn.send(message)
+            if not self._closed and not self._process.is_alive():
+                # Its peers are gone with it; their browsers notice and offer again, to a
+                # new worker. Better than a server whose rooms stay silent until restarted.
+                logger.error(
+                    "media worker %s died (exit code %s); starting a new one",
+                    self._process.pid,
+                    self._process.exitcode,
+                )
+                self._start()
+            if future is not None:
+                self._pending[message[1]] = future
+            try:
+                self._conn.send(message)
+            except BaseException:
+                if future is not None:
+                    self._pending.pop(message[1], None)
+                raise
 
-    def _read(self) -> None:
-        """The reader thread: replies settle futures, level reports go to their loops."""
+    def _read(self, conn: Connection, pending: dict[int, concurrent.futures.Future]) -> None:
+        """A reader thread: replies settle futures, level reports go to their loops."""
         try:
             while True:
-                message = self._conn.recv()
+                message = conn.recv()
                 if message[0] == "levels":
                     self._levels.deliver(*message[1:])
                 elif message[0] == "peer_closed":
                     self._closures.deliver(*message[1:])
                 else:
-                    self._settle(*message[1:])
+                    _settle(pending, *message[1:])
         except (EOFError, OSError):
             pass
         finally:
-            for future in self._pending.values():
+            for future in pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("the media worker is gone"))
-            self._pending.clear()
+            pending.clear()
 
-    def _settle(self, request_id: int, ok: bool, value: Any) -> None:
-        future = self._pending.pop(request_id, None)
-        if future is None or future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            code, message = value
-            future.set_exception(MediaError(code, message))
+
+def _settle(
+    pending: dict[int, concurrent.futures.Future], request_id: int, ok: bool, value: Any
+) -> None:
+    future = pending.pop(request_id, None)
+    if future is None or future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        code, message = value
+        future.set_exception(MediaError(code, message))
 
 
 # -- the worker side ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 
 import pytest
@@ -87,6 +88,25 @@ async def test_errors_keep_their_code_and_leaks_are_counted(worker: MediaProcess
     await worker.release("r", "a")
     await bot.close()
     assert await worker.query(hub_counts) == {"rooms": 0, "peers": 0, "level_listeners": 0}
+
+
+async def test_a_worker_that_dies_is_replaced_on_the_next_call(worker: MediaProcess) -> None:
+    first = await worker.query(worker_pid)
+    worker.set_audible("r", {"a"})
+    os.kill(first, signal.SIGKILL)
+    await asyncio.get_running_loop().run_in_executor(None, worker._process.join, 10)
+    assert not worker.running
+    second = await worker.query(worker_pid)
+    assert second not in (first, os.getpid())
+    # The new worker serves rooms from scratch, the audible set included.
+    bot = await join(worker, "r", "a", A_TONE)
+    listener = await join(worker, "r", "b", None)
+    try:
+        worker.set_audible("r", {"a"})
+        await wait_until(lambda: listener.hears((A_TONE,)) == {A_TONE}, 10.0)
+    finally:
+        await bot.close()
+        await listener.close()
 
 
 SERVER_THAT_DIES = """
