@@ -153,6 +153,17 @@ def test_room_and_member_events_arrive_signed(receiver: Receiver) -> None:
     assert WebhookDelivery.objects.filter(delivered_at__isnull=False).count() == 6
 
 
+@pytest.mark.django_db
+def test_someone_who_already_left_is_not_reported_leaving_again(receiver: Receiver) -> None:
+    app = hooked_app(receiver.url)
+    room = services.room_create(app=app, room_id="jam")
+    join(room, "ada")
+    member = room.members.get(user_id="ada")
+    services.member_disconnect(member=member, channel_name="test.ada")  # gone: user.left
+    services.member_ban(member=member)  # banned later, while away
+    assert WebhookDelivery.objects.filter(event="user.left").count() == 1
+
+
 def test_a_failed_delivery_is_retried_with_the_same_body(worker, receiver: Receiver) -> None:
     receiver.statuses = [500, 200]
     app = hooked_app(receiver.url)

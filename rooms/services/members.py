@@ -227,7 +227,8 @@ def _take_offline(member: Member, *, reason: str) -> None:
     Member.objects.filter(pk=member.pk).update(
         online=False, channel_name="", left_at=timezone.now(), mic_on=False
     )
-    room_events = [{"type": "onUserLeft", "userID": member.user_id}]
+    # Someone already away (disconnected, in their grace period) was reported leaving then.
+    room_events = [{"type": "onUserLeft", "userID": member.user_id}] if member.online else []
     room_events += tickets_drop_for(member, reason=reason)
     events.on_commit_room_changed(member.room, room_events)
 
