@@ -246,6 +246,24 @@ def test_a_host_leaving_ends_the_room_when_configured(room: Room) -> None:
     assert not Room.objects.get(pk=room.pk).is_live
 
 
+def test_a_host_away_past_the_grace_period_ends_the_room_when_configured(room: Room) -> None:
+    host = join(room, "h", ceiling="host", role="host", end_when_host_leaves=True).member
+    services.member_disconnect(member=host, channel_name="c.h")
+    services.seats_release_stale(room=room)  # a reload's worth of absence: nothing ends
+    assert Room.objects.get(pk=room.pk).is_live
+    Member.objects.filter(pk=host.pk).update(left_at=timezone.now() - timedelta(seconds=60))
+    services.seats_release_stale(room=room)
+    assert not Room.objects.get(pk=room.pk).is_live
+
+
+def test_a_host_away_does_not_end_the_room_unless_configured(room: Room) -> None:
+    host = join(room, "h", ceiling="host", role="host").member
+    services.member_disconnect(member=host, channel_name="c.h")
+    Member.objects.filter(pk=host.pk).update(left_at=timezone.now() - timedelta(seconds=60))
+    services.seats_release_stale(room=room)
+    assert Room.objects.get(pk=room.pk).is_live
+
+
 def test_turning_someone_elses_microphone_on_is_only_a_request(room: Room) -> None:
     host = join(room, "h", ceiling="host", role="host").member
     a = add_member(room, "a")

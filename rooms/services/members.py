@@ -168,9 +168,21 @@ def member_disconnect(*, member: Member, channel_name: str) -> None:
 
 
 def seats_release_stale(*, room: Room) -> list[int]:
-    """Free the seats of users offline longer than the grace period."""
+    """Free the seats of users offline longer than the grace period. A room whose host asked
+    for it (``endRoomWhenHostLeaves``) ends once the host has been away that long, as it
+    does when the host leaves on purpose."""
     with transaction.atomic():
-        return release_stale_seats(lock_room(room))
+        room = lock_room(room)
+        if room.end_when_host_leaves and _host_away_past_grace(room):
+            _end(room, reason="roomEnded")
+            return []
+        return release_stale_seats(room)
+
+
+def _host_away_past_grace(room: Room) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=settings.LIVEAUDIO_SEAT_GRACE_SECONDS)
+    hosts = Member.objects.filter(room=room, role=Role.HOST)
+    return not hosts.filter(online=True).exists() and hosts.filter(left_at__lte=cutoff).exists()
 
 
 def release_stale_seats(room: Room) -> list[int]:
