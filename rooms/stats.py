@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from rooms.media.engine import MediaEngine
 from rooms.media.report import hub_report, process_report
 from rooms.media.worker import MediaProcess, hub_counts
 from rooms.rtc import media_hub
@@ -22,9 +23,9 @@ from rooms.rtc import media_hub
 async def media_stats(request: HttpRequest) -> JsonResponse:
     if not settings.LIVEAUDIO_MEDIA_STATS or not _is_loopback(request.META.get("REMOTE_ADDR")):
         raise Http404
-    report = {"hub": await _hub_report(), "process": process_report()}
-    engine = media_hub() if media_hub.cache_info().currsize else None
-    if isinstance(engine, MediaProcess) and engine.running:
+    engine = _running_engine()
+    report = {"hub": await _hub_report(engine), "process": process_report()}
+    if isinstance(engine, MediaProcess):
         report["media_process"] = await engine.query(process_report)
     return JsonResponse(report)
 
@@ -36,11 +37,16 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-async def _hub_report() -> dict:
+def _running_engine() -> MediaEngine | MediaProcess | None:
     # Asking must not build an engine (and patch ICE) in a process that never had one.
     if media_hub.cache_info().currsize == 0 or not media_hub().running:
+        return None
+    return media_hub()
+
+
+async def _hub_report(engine: MediaEngine | MediaProcess | None) -> dict:
+    if engine is None:
         return {"counts": {"rooms": 0, "peers": 0, "level_listeners": 0}, "rooms": []}
-    engine = media_hub()
     # Built where the hub runs, so its dicts are never read while they change.
     rooms = await engine.query(hub_report)
     counts = await engine.query(hub_counts)

@@ -30,7 +30,7 @@ from aiortc import RTCIceServer
 from .hub import LevelsListener, MediaHub, RoomMedia
 from .mixer import RoomMixer
 from .peer import MediaPeer
-from .subscribers import RoomSubscribers
+from .subscribers import AudibleMemory, RoomSubscribers
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class MediaEngine:
         if switch_interval:
             sys.setswitchinterval(switch_interval)
         self._levels = RoomSubscribers()
-        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set posted, per room
+        self._audible_sent = AudibleMemory()
         self._closures = RoomSubscribers()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="liveaudio-media", daemon=True)
@@ -72,15 +72,15 @@ class MediaEngine:
     # -- peers (awaited from the caller's loop) ------------------------------------------------
 
     async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        self._audible_sent.pop(room, None)  # a room made anew by this offer needs the set
+        self._audible_sent.forget(room)
         try:
             return await self._await(self._hub.offer(room, user_id, sdp))
         finally:
-            self._audible_sent.pop(room, None)
+            self._audible_sent.forget(room)
 
     async def release(self, room: Hashable, user_id: str) -> None:
         await self._await(self._hub.release(room, user_id))
-        self._audible_sent.pop(room, None)
+        self._audible_sent.forget(room)
 
     async def close(self) -> None:
         """Close every room, then stop the media thread; idempotent."""
@@ -111,8 +111,7 @@ class MediaEngine:
     def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
         """Every socket of a room calls this on each update: post only what changed."""
         audible = frozenset(user_ids)
-        if self._audible_sent.get(room) != audible:
-            self._audible_sent[room] = audible
+        if self._audible_sent.changed(room, audible):
             self._post(self._hub.set_audible, room, audible)
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:

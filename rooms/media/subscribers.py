@@ -63,3 +63,29 @@ def _call_each(listeners: tuple[Listener, ...], args: tuple) -> None:
             listener(*args)
         except Exception:
             logger.exception("media listener failed")
+
+
+class AudibleMemory:
+    """The last audible set each room was sent, so a front end sends only changes.
+
+    Every socket of a room asks for `set_audible` on each update: N identical messages per
+    change without this. A room may be made anew by any offer (the hub drops idle rooms),
+    so an offer, before and after, and a release forget what was sent.
+    """
+
+    def __init__(self) -> None:
+        self._sent: dict[Hashable, frozenset[str]] = {}
+
+    def changed(self, room: Hashable, audible: frozenset[str]) -> bool:
+        """Whether `audible` must be sent; remembers it if so."""
+        if self._sent.get(room) == audible:
+            return False
+        self._sent[room] = audible
+        return True
+
+    def forget(self, room: Hashable | None = None) -> None:
+        """Forget one room, or every room (a new worker knows none)."""
+        if room is None:
+            self._sent.clear()
+        else:
+            self._sent.pop(room, None)

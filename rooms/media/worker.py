@@ -37,7 +37,7 @@ from aiortc import RTCIceServer
 
 from .errors import MediaError
 from .hub import LevelsListener, MediaHub
-from .subscribers import RoomSubscribers
+from .subscribers import AudibleMemory, RoomSubscribers
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class MediaProcess:
         self._ids = itertools.count(1)
         self._levels = RoomSubscribers()
         self._closures = RoomSubscribers()
-        self._audible_sent: dict[Hashable, frozenset[str]] = {}  # last set sent, per room
+        self._audible_sent = AudibleMemory()
         self._closed = False
         self._start()
 
@@ -83,7 +83,7 @@ class MediaProcess:
         self._process.start()
         child.close()
         self._pending: dict[int, concurrent.futures.Future] = {}
-        self._audible_sent.clear()  # the new worker knows no room yet
+        self._audible_sent.forget()  # the new worker knows no room yet
         self._reader = threading.Thread(
             target=self._read, args=(self._conn, self._pending), name="liveaudio-media-pipe",
             daemon=True,
@@ -101,15 +101,15 @@ class MediaProcess:
     # -- peers and queries (awaited) -----------------------------------------------------------
 
     async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        self._audible_sent.pop(room, None)  # a room made anew by this offer needs the set
+        self._audible_sent.forget(room)
         try:
             return await self._call("offer", room, user_id, sdp)
         finally:
-            self._audible_sent.pop(room, None)
+            self._audible_sent.forget(room)
 
     async def release(self, room: Hashable, user_id: str) -> None:
         await self._call("release", room, user_id)
-        self._audible_sent.pop(room, None)
+        self._audible_sent.forget(room)
 
     async def query(self, function: Callable[[MediaHub], T]) -> T:
         """`function(hub)` run in the worker; it must be a module-level (picklable) function."""
@@ -142,8 +142,7 @@ class MediaProcess:
     def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
         """Every socket of a room calls this on each update: send only what changed."""
         audible = frozenset(user_ids)
-        if self._audible_sent.get(room) != audible:
-            self._audible_sent[room] = audible
+        if self._audible_sent.changed(room, audible):
             self._post("set_audible", room, audible)
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
