@@ -173,8 +173,10 @@ function announce(event) {
 
 let micTrack = null;
 let startingMedia = null;
+let mediaStopped = false; // for good: the user left or the room ended
 
 function startMedia() {
+  if (mediaStopped) return;
   const pc = liveaudio.pc;
   if (pc && ["new", "connecting", "connected"].includes(pc.connectionState)) return;
   startingMedia ??= connectMedia().finally(() => { startingMedia = null; });
@@ -220,23 +222,54 @@ function playRoom(stream) {
   audio.play().catch(() => document.getElementById("sound-prompt")?.removeAttribute("hidden"));
 }
 
-async function syncMicrophone() {
-  const self = me();
-  const seated = self?.seat_index !== null && self?.seat_index !== undefined;
-  if (seated && !micTrack) {
+// Called on every room update, so calls overlap: opening the microphone takes a while, and
+// the update that turns it on often arrives meanwhile. One sync runs at a time and reads the
+// state afresh after each wait; an update during a sync makes it go round once more.
+let micSync = null;
+let micSyncAgain = false;
+
+function syncMicrophone() {
+  micSyncAgain = true;
+  micSync ??= (async () => {
+    try {
+      while (micSyncAgain) {
+        micSyncAgain = false;
+        await applyMicrophone();
+      }
+    } finally {
+      micSync = null;
+    }
+  })();
+  return micSync;
+}
+
+function isSeated() {
+  const index = me()?.seat_index;
+  return index !== null && index !== undefined && !mediaStopped;
+}
+
+async function applyMicrophone() {
+  if (isSeated() && !micTrack) {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: MIC_CONSTRAINTS });
-    micTrack = stream.getAudioTracks()[0];
+    const track = stream.getAudioTracks()[0];
+    if (!isSeated()) {
+      track.stop(); // left the seat (or the room) while the microphone was opening
+      return;
+    }
+    micTrack = track;
+    micTrack.enabled = false; // until the state says otherwise, below
     const sender = liveaudio.pc?.getTransceivers()[0]?.sender;
     if (sender) await sender.replaceTrack(micTrack);
-  } else if (!seated && micTrack) {
+  } else if (!isSeated() && micTrack) {
     micTrack.stop();
     micTrack = null;
     await liveaudio.pc?.getTransceivers()[0]?.sender.replaceTrack(null);
   }
-  if (micTrack) micTrack.enabled = Boolean(self?.mic_on);
+  if (micTrack) micTrack.enabled = Boolean(me()?.mic_on);
 }
 
 function stopMedia() {
+  mediaStopped = true;
   micTrack?.stop();
   micTrack = null;
   liveaudio.pc?.close();

@@ -165,3 +165,48 @@ def test_speakers_are_mixed_for_everyone_but_themselves(server: LiveServer, brow
     hears(b, 440)
     request(a, "seat.leave")
     stops_hearing(b, 440)
+
+
+# The first microphone open is slow; by the time it returns the state that turned the mic
+# on has arrived, and a second sync has started.
+SLOW_FIRST_MICROPHONE = """() => {
+  const devices = navigator.mediaDevices;
+  const open = devices.getUserMedia.bind(devices);
+  let calls = 0;
+  window.micStreams = [];
+  window.micOpening = 0;
+  devices.getUserMedia = async (constraints) => {
+    const first = calls++ === 0;
+    window.micOpening++;
+    const stream = await open(constraints);
+    window.micStreams.push(stream);
+    if (first) await new Promise((resolve) => setTimeout(resolve, 1500));
+    window.micOpening--;
+    return stream;
+  };
+}"""
+
+
+def test_a_mic_turned_on_while_it_opens_is_heard(server: LiveServer, browser_with_mic):
+    """Taking a seat opens the microphone; turning it on right away (the update arrives
+    while the device is still opening) must leave one live, enabled track on the sender."""
+    server.create_room("slow-mic-room")
+    a, b = browser_with_mic(440), browser_with_mic(None)
+    a.add_init_script(f"({SLOW_FIRST_MICROPHONE})()")
+    join(a, server.embed_url("slow-mic-room", "alice"))
+    join(b, server.embed_url("slow-mic-room", "bob", role="host"))
+    request(a, "seat.take", index=1)
+    request(a, "microphone.turnOn", isOn=True)
+
+    a.wait_for_function("() => window.micStreams.length > 0 && window.micOpening === 0")
+    hears(b, 440)
+    sending = a.evaluate(
+        """() => {
+          const track = window.liveaudio.pc.getTransceivers()[0].sender.track;
+          const live = window.micStreams.flatMap((s) => s.getTracks())
+            .filter((t) => t.readyState === 'live');
+          return {enabled: track?.enabled, opened: window.micStreams.length,
+                  live: live.length, sent: live[0] === track};
+        }"""
+    )
+    assert sending == {"enabled": True, "opened": 1, "live": 1, "sent": True}
