@@ -83,6 +83,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # the shared seat grid and member list, its own view of those.
     config: dict = rendering.DEFAULT_CONFIG
     _parts_json: str | None = None
+    _revision = 0  # of the newest room state sent to this socket
+    _state_json = "null"  # that state, as sent
 
     async def connect(self) -> None:
         # Accept first: a refusal is then a close code and a readable error event,
@@ -333,7 +335,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         except MediaError as exc:
             raise services.ServiceError(f"media_{exc.code}", exc.message) from exc
         state = await db(room_state)(self.room)
-        hub.set_audible(self.room.pk, audible_user_ids(state))
+        hub.set_audible(self.room.pk, audible_user_ids(state), state.revision)
         hub.set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
         return {"type": "answer", "sdp": answer}
 
@@ -383,16 +385,28 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def room_update(self, event: dict) -> None:
         data, state, audible = _parsed_update(event["state_json"])
-        media_hub().set_audible(self.room.pk, audible)
         mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
+        if state.revision < self._revision:
+            # Read before a state this socket has already sent (queued while it joined, or
+            # late from another server process): the events still go out, with the state
+            # the page has; the older room is not shown, nor given to the mixer.
+            if mine:
+                await self._send_update_frame(self._state_json, mine)
+            return
+        self._revision = state.revision
+        media_hub().set_audible(self.room.pk, audible, state.revision)
         seen = state.seen_by(self.user_id)
         shared = event["html"]
         if self._parts_json is not None:
             shared = rendering.room_parts_html_for(event["state_json"], self._parts_json)
         await self.send(text_data=shared + self._personal_html_if_changed(seen))
         state_json = event["state_json"] if seen is state else json.dumps(seen.json_over(data))
+        await self._send_update_frame(state_json, mine)
+
+    async def _send_update_frame(self, state_json: str, events: list[dict]) -> None:
+        self._state_json = state_json
         # Spliced rather than re-encoded: the state is most of the frame.
-        frame = f'{{"type": "room.update", "state": {state_json}, "events": {json.dumps(mine)}}}'
+        frame = f'{{"type": "room.update", "state": {state_json}, "events": {json.dumps(events)}}}'
         await self.send(text_data=frame)
 
     def _personal_html_if_changed(self, seen: RoomState) -> str:
@@ -465,6 +479,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             return room_state(self.room).seen_by(self.user_id), recent_messages(self.room)
 
         state, messages = await db(snapshot)()
+        self._revision, self._state_json = state.revision, json.dumps(state.as_json())
         self._personal = None
         parts = json.loads(self._parts_json) if self._parts_json else None
         html = (

@@ -18,6 +18,7 @@ import json
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import F
 from django.db.models.signals import post_save
 
 from rooms import rendering, webhooks
@@ -38,6 +39,8 @@ WEBHOOK_EVENTS = {
 
 
 def on_commit_room_changed(room: Room, events: list[dict]) -> None:
+    # Callers hold the room's row lock (or write nothing else): revisions follow commits.
+    Room.objects.filter(pk=room.pk).update(revision=F("revision") + 1)
     _queue_webhooks(room, events)
     transaction.on_commit(lambda: _send_room_update(room.pk, events))
 
@@ -107,16 +110,18 @@ post_save.connect(_room_saved, sender=Room, dispatch_uid="rooms.events.room_crea
 
 def _send_room_update(room_pk: int, events: list[dict]) -> None:
     room = Room.objects.select_related("app").get(pk=room_pk)
+    _group_send(room_pk, {"type": "room.update", **room_update_parts(room), "events": events})
+
+
+def room_update_parts(room: Room) -> dict[str, str]:
+    """The room as it is now, for a ``room.update``: its shared HTML and its state."""
     state = room_state(room)
-    payload = {
-        "type": "room.update",
+    return {
         "html": rendering.room_parts_html(state),
         # Serialised once here: a string is cheap for the channel layer to copy or pack for
         # every socket of the room, and most sockets pass it on to their client unchanged.
         "state_json": json.dumps(state.as_json()),
-        "events": events,
     }
-    _group_send(room_pk, payload)
 
 
 def _send_message(message_pk: int) -> None:

@@ -67,6 +67,9 @@ class Room(models.Model):
     # leaves the room's lock state as it is.
     lock_state_set = models.BooleanField(default=False)
     end_when_host_leaves = models.BooleanField(default=False)
+    # Counts the room's changes (bumped in the transaction of each, under the room's row
+    # lock): an update read before another one was written is recognised when it arrives late.
+    revision = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -69,6 +69,8 @@ class RoomState:
     members: list[MemberState]
     requests: list[RequestState] = field(default_factory=list)  # oldest first
     invitations: list[InvitationState] = field(default_factory=list)
+    # The room's change counter when this state was read: a larger one is newer.
+    revision: int = 0
 
     def member(self, user_id: str) -> MemberState | None:
         return next((m for m in self.members if m.user_id == user_id), None)
@@ -110,6 +112,7 @@ class RoomState:
             members=[MemberState(**member) for member in data["members"]],
             requests=[RequestState(**r) for r in data.get("requests", [])],
             invitations=[InvitationState(**i) for i in data.get("invitations", [])],
+            revision=data.get("revision", 0),
         )
 
 
@@ -127,6 +130,9 @@ def has_host_permissions(member: MemberState | None, members: list[MemberState])
 
 
 def room_state(room: Room) -> RoomState:
+    # Read first: what follows is at least this new (a change committed meanwhile is
+    # counted by its own, later, update).
+    revision = Room.objects.filter(pk=room.pk).values_list("revision", flat=True).get()
     # Everyone who ever joined stays a row; only those present or holding a seat (the grace
     # period) are part of the state, so ask the database for just those.
     members = list(
@@ -184,6 +190,7 @@ def room_state(room: Room) -> RoomState:
             )
             for i in room.seat_invitations.select_related("invitee", "inviter")
         ],
+        revision=revision,
     )
 
 

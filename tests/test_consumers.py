@@ -9,10 +9,12 @@ import time
 import jwt
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from liveaudio.asgi import application
 from rooms import services
+from rooms.events import room_group, room_update_parts
 from rooms.models import App, Member, Message, Room, Seat
 from tests.socket_client import (
     ORIGIN,
@@ -152,6 +154,28 @@ async def test_a_seat_taken_is_seen_by_everyone() -> None:
     assert update["events"][0]["taken"] == {"1": "a"}
     assert seat(update["state"], 1)["user_id"] == "a"
     assert 'data-user-id="a"' in await b.wait_for_html('id="seat-1"')
+    await a.leave()
+    await b.leave()
+
+
+async def test_an_update_delivered_late_brings_its_events_with_the_room_as_it_is_now() -> None:
+    """With two server processes writing to a room, an update read before another one was
+    written can arrive after it: the socket must not take its page back to the older room."""
+    room = await make_room()
+    a, b = await Participant.join(room, "a"), await Participant.join(room, "b")
+    before_a_sat = await db(room_update_parts)(room)
+    await a.request("seat.take", index=1)
+    newest = await b.wait_for(
+        lambda f: f.get("type") == "room.update" and seat(f["state"], 1)["user_id"] == "a"
+    )
+    late_event = {"type": "onUserJoined", "userID": "late"}
+    await get_channel_layer().group_send(
+        room_group(room.pk), {"type": "room.update", **before_a_sat, "events": [late_event]}
+    )
+    late = await b.wait_for(lambda f: f.get("type") == "room.update" and late_event in f["events"])
+    assert late["state"] == newest["state"]  # the state the page has, not the older one
+    assert seat(late["state"], 1)["user_id"] == "a"
+    assert 'data-user-id="a"' in b.html[-1]  # nor an older seat grid
     await a.leave()
     await b.leave()
 

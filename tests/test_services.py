@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from rooms import services
 from rooms.models import App, Member, Message, Room, Seat
+from rooms.selectors import room_state
 from rooms.services import NotPermitted, ServiceError
 from rooms.tokens import TokenClaims
 from tests.conftest import add_member
@@ -278,3 +279,32 @@ def test_ending_a_room_clears_seats_and_members(room: Room) -> None:
     assert not Member.objects.filter(room=room, online=True).exists()
     with pytest.raises(ServiceError):
         services.message_send(member=a, text="still here?")
+
+
+# --- revisions ------------------------------------------------------------------------------
+
+
+def revision_of(room: Room) -> int:
+    return room_state(room).revision
+
+
+def test_every_room_change_counts_a_revision_and_a_refusal_none(room: Room) -> None:
+    host = services.member_join(
+        room=room, claims=claims(room, "h", "host"), channel_name="c1"
+    ).member
+    before = revision_of(room)
+    services.seat_take(member=host, index=1)
+    services.microphone_turn_on(member=host, is_on=True)
+    assert revision_of(room) == before + 2
+    with pytest.raises(ServiceError):
+        services.seat_take(member=add_member(room, "late"), index=1)  # taken: nothing stored
+    assert revision_of(room) == before + 2
+    services.member_disconnect(member=host, channel_name="c1")
+    assert revision_of(room) == before + 3
+
+
+def test_the_revision_travels_with_the_state_json(room: Room) -> None:
+    services.member_join(room=room, claims=claims(room, "h", "host"), channel_name="c1")
+    state = room_state(room)
+    assert state.revision > 0
+    assert type(state).from_json(state.as_json()) == state

@@ -108,10 +108,13 @@ class MediaEngine:
     def cancel_release(self, room: Hashable, user_id: str) -> None:
         self._post(self._hub.cancel_release, room, user_id)
 
-    def set_audible(self, room: Hashable, user_ids: Iterable[str]) -> None:
-        """Every socket of a room calls this on each update: post only what changed."""
+    def set_audible(
+        self, room: Hashable, user_ids: Iterable[str], revision: int | None = None
+    ) -> None:
+        """Every socket of a room calls this on each update: post only what changed, and
+        nothing older (by the room state's `revision`) than what was posted."""
         audible = frozenset(user_ids)
-        if self._audible_sent.changed(room, audible):
+        if self._audible_sent.changed(room, audible, revision):
             self._post(self._hub.set_audible, room, audible)
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:

@@ -71,20 +71,31 @@ class AudibleMemory:
     Every socket of a room asks for `set_audible` on each update: N identical messages per
     change without this. A room may be made anew by any offer (the hub drops idle rooms),
     so an offer, before and after, and a release forget what was sent.
+
+    Sets come with the revision of the room state they were read from, and one read before
+    a newer set was sent is never sent after it: an answer to an offer reads the state
+    while updates arrive, and with two server processes an update can arrive late. Without
+    this a host mute could be undone until the next change.
     """
 
     def __init__(self) -> None:
         self._sent: dict[Hashable, frozenset[str]] = {}
+        # Newest revision seen per room; kept by `forget` (revisions only grow).
+        self._revisions: dict[Hashable, int] = {}
 
-    def changed(self, room: Hashable, audible: frozenset[str]) -> bool:
-        """Whether `audible` must be sent; remembers it if so."""
+    def changed(self, room: Hashable, audible: frozenset[str], revision: int | None = None) -> bool:
+        """Whether `audible` must be sent; remembers it if so. `revision` None: unordered."""
+        if revision is not None:
+            if revision < self._revisions.get(room, revision):
+                return False
+            self._revisions[room] = revision
         if self._sent.get(room) == audible:
             return False
         self._sent[room] = audible
         return True
 
     def forget(self, room: Hashable | None = None) -> None:
-        """Forget one room, or every room (a new worker knows none)."""
+        """Forget what one room, or every room (a new worker knows none), was sent."""
         if room is None:
             self._sent.clear()
         else:

@@ -158,6 +158,9 @@ def member_leave(*, member: Member) -> None:
 def member_disconnect(*, member: Member, channel_name: str) -> None:
     """The socket went away. The seat stays for the grace period (a reload keeps it)."""
     with transaction.atomic():
+        # The room's row lock first, as every other writer of the room takes it (an ended
+        # room included: its members still go offline).
+        list(Room.objects.select_for_update().filter(pk=member.room_id).values_list("pk"))
         updated = Member.objects.filter(pk=member.pk, channel_name=channel_name).update(
             online=False, channel_name="", left_at=timezone.now()
         )

@@ -17,7 +17,7 @@ from tests.servers import LiveServer
 pytestmark = pytest.mark.browser
 
 HEARD_DB = -55  # a tone in the mix reads far above this; its absence far below
-SILENT_DB = -75
+SILENT_DB = -65  # codec noise and loss concealment under load read up to about -73
 
 PROBE = """() => {
   const ctx = new AudioContext();

@@ -9,6 +9,7 @@ from rooms.media import PlayoutBuffer, PlayoutFrame, RoomMixer, rms_level
 from rooms.media.codec import FRAME_SAMPLES, SAMPLE_RATE, new_opus_encoder, pcm_frame
 from rooms.media.levels import frame_dbov
 from rooms.media.mixer import soft_limit
+from rooms.media.subscribers import AudibleMemory
 
 
 def tone(frequency: float, tick: int, amplitude: int = 6000) -> np.ndarray:
@@ -155,3 +156,21 @@ def test_timestamps_wrap_around_without_a_glitch() -> None:
         frames.append(buffer.pull())
     assert all(f is not None and not f.concealed for f in frames)
     assert buffer.stats.resyncs == 0
+
+
+# --- what the front ends send to the hub -----------------------------------------------------
+
+
+def test_an_audible_set_is_sent_once_and_never_one_older_than_sent() -> None:
+    memory = AudibleMemory()
+    old, new = frozenset({"a", "c"}), frozenset({"c"})  # then the host muted A
+    assert memory.changed("room", old, revision=4)
+    assert memory.changed("room", new, revision=5)
+    assert not memory.changed("room", new, revision=5)  # every socket asks: sent once
+    # An offer's answer read the state before the mute, and comes after it: not sent,
+    # even though an offer made the memory forget what was sent.
+    memory.forget("room")
+    assert not memory.changed("room", old, revision=4)
+    assert memory.changed("room", new, revision=5)  # the room may be new: sent again
+    assert memory.changed("room", old)  # no revision: unordered, as before
+    assert memory.changed("other", old, revision=1)  # rooms are counted apart
