@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -302,6 +303,20 @@ def socket_test(function):
     for mark in reversed(SOCKET_TESTS):
         function = mark(function)
     return function
+
+
+@pytest.mark.parametrize("user_id", ["team/ann", "a b/kick", "50%/?#&", "two\nlines"])
+def test_any_user_id_can_be_kicked_banned_and_unbanned(api: Api, room: Room, user_id: str) -> None:
+    """User IDs are any string of 1-128 characters: percent-encoded, slashes included."""
+    member = add_member(room, user_id)
+    add_member(room, "ann")  # "team/ann" must not reach her
+    path = f"/rooms/{room.room_id}/members/{quote(user_id, safe='')}"
+    assert api.post(f"{path}/kick").json()["userID"] == user_id
+    assert api.post(f"{path}/ban").json()["banned"] is True
+    assert api.post(f"{path}/unban").json()["banned"] is False
+    member.refresh_from_db()
+    assert not member.online and not member.banned
+    assert Member.objects.get(room=room, user_id="ann").online
 
 
 @socket_test

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.http import HttpRequest
+from django.urls import register_converter
 from ninja import Path, Query, Router, Status
 from pydantic import BaseModel
 
@@ -41,6 +42,22 @@ from rooms.tokens import MAX_USER_ID, token_mint
 
 router = Router()
 
+
+class AnyTextConverter:
+    """A user ID is any string of 1-128 characters: slashes (sent as %2F, decoded before
+    routing) and line breaks included, which Django's own ``str`` and ``path`` refuse."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(AnyTextConverter, "anytext")
+
 RoomPath = Annotated[
     str,
     Path(
@@ -54,7 +71,7 @@ UserPath = Annotated[
     Path(
         min_length=1,
         max_length=MAX_USER_ID,
-        description="The member's user ID.",
+        description="The member's user ID, percent-encoded (a slash as %2F).",
         example="u-42",
     ),
 ]
@@ -253,7 +270,7 @@ def member_list(request: HttpRequest, roomID: RoomPath, filters: Query[MemberFil
 
 
 @router.post(
-    "/rooms/{roomID}/members/{userID}/kick",
+    "/rooms/{roomID}/members/{anytext:userID}/kick",
     response={200: MemberOut, **CHANGING_A_ROOM},
     summary="Kick a member",
     operation_id="member_kick",
@@ -269,7 +286,7 @@ def member_kick(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> Mem
 
 
 @router.post(
-    "/rooms/{roomID}/members/{userID}/ban",
+    "/rooms/{roomID}/members/{anytext:userID}/ban",
     response={200: MemberOut, **CHANGING_A_ROOM},
     summary="Ban a member",
     operation_id="member_ban",
@@ -284,7 +301,7 @@ def member_ban(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> Memb
 
 
 @router.post(
-    "/rooms/{roomID}/members/{userID}/unban",
+    "/rooms/{roomID}/members/{anytext:userID}/unban",
     response={200: MemberOut, **IN_A_ROOM},
     summary="Lift a ban",
     operation_id="member_unban",
