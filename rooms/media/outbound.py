@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,7 +36,16 @@ import av
 from aiortc import RTCRtpCodecParameters, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtp import HeaderExtensions, RtpPacket
+from aiortc.rtp import (
+    AnyRtcpPacket,
+    HeaderExtensions,
+    RtcpByePacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+)
 from aiortc.utils import random16, random32
 
 logger = logging.getLogger(__name__)
@@ -43,6 +53,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED = 5  # 100 ms: a stuck peer loses old audio instead of lagging
 MAX_SOCKET_BACKLOG = 16 * 1024  # bytes asyncio may hold for one peer's socket
 SENDER_REPORT_EVERY = 10  # packets between updates of the counters RTCP reports read
+# Between RTCP sender reports, on average (each interval drawn from 0.5-1.5 times it, as RFC
+# 3550 asks). aiortc sends one a second per sender: at 300 listeners that was a tenth of the
+# media worker. 5 s is RFC 3550's minimum and what browsers use for audio.
+SENDER_REPORT_SECONDS = 5.0
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
 # aiortc's RTCRtpSender keeps these private (name-mangled); `use_direct_send`
@@ -51,6 +65,7 @@ _SENDER = "_RTCRtpSender__"
 _SENDER_ATTRS = (
     "rtp_started", "rtp_exited", "track", "mid", "rtp_header_extensions_map",
     "ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count",
+    "rtcp_started", "rtcp_exited", "lsr", "lsr_time", "cname",
 )  # fmt: skip
 
 
@@ -169,7 +184,40 @@ def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:
             setattr(sender, _SENDER + "track", None)
             getattr(sender, _SENDER + "rtp_exited").set()  # RTCRtpSender.stop() waits on it
 
+    async def run_rtcp() -> None:
+        getattr(sender, _SENDER + "rtcp_started").set()
+        try:
+            while True:
+                await asyncio.sleep(SENDER_REPORT_SECONDS * (0.5 + random.random()))
+                await sender._send_rtcp(sender_report(sender))
+        except asyncio.CancelledError:
+            pass
+        with contextlib.suppress(Exception):
+            await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        getattr(sender, _SENDER + "rtcp_exited").set()  # RTCRtpSender.stop() waits on it
+
     sender._run_rtp = run_rtp  # type: ignore[method-assign]
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+def sender_report(sender: RTCRtpSender) -> list[AnyRtcpPacket]:
+    """aiortc's sender report (SR, and SDES with the CNAME) from the sender's counters,
+    which `RtpWire` keeps; remembered as aiortc does, for its round-trip estimate."""
+    ntp = getattr(sender, _SENDER + "ntp_timestamp")
+    info = RtcpSenderInfo(
+        ntp_timestamp=ntp,
+        rtp_timestamp=getattr(sender, _SENDER + "rtp_timestamp"),
+        packet_count=getattr(sender, _SENDER + "packet_count") & 0xFFFFFFFF,
+        octet_count=getattr(sender, _SENDER + "octet_count") & 0xFFFFFFFF,
+    )
+    packets: list[AnyRtcpPacket] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
+    setattr(sender, _SENDER + "lsr", (ntp >> 16) & 0xFFFFFFFF)
+    setattr(sender, _SENDER + "lsr_time", time.time())
+    cname = getattr(sender, _SENDER + "cname")
+    if cname is not None:
+        source = RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode("utf8"))])
+        packets.append(RtcpSdesPacket(chunks=[source]))
+    return packets
 
 
 class MixedAudioTrack(MediaStreamTrack):
