@@ -43,6 +43,8 @@ CLOSE_REPLACED = 4009
 CLOSE_KICKED = 4010
 CLOSE_ROOM_ENDED = 4011
 CLOSE_TOKEN_EXPIRED = 4012
+# At most one room update frame per socket this often; a burst in between is merged.
+UPDATE_INTERVAL = 0.1
 
 # Timers outlive the consumer that started them; hold them so they are not collected.
 _timers: set[asyncio.Task] = set()
@@ -85,12 +87,15 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _parts_json: str | None = None
     _revision = 0  # of the newest room state sent to this socket
     _state_json = "null"  # that state, as sent
+    _update_flush: asyncio.Task | None = None
+    _update_sent_at = -UPDATE_INTERVAL
 
     async def connect(self) -> None:
         # Accept first: a refusal is then a close code and a readable error event,
         # not a bare HTTP 403 the browser cannot explain.
         await self.accept()
         self._recent: deque[float] = deque()
+        self._updates: list[dict] = []  # room updates not sent yet (see room_update)
         try:
             app, room = await self._load_room()
             claims, options, expires_at = await self._admit(app, room)
@@ -165,6 +170,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+        if self._update_flush is not None:
+            self._update_flush.cancel()
         if self.room is None:
             return
         await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
@@ -198,6 +205,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             log.exception("socket action failed")
             await self._send_error("internal_error", "Something went wrong.", request_id)
         else:
+            await self._sent_updates()
             await self._send_json(
                 {"type": "reply", "requestID": request_id, "ok": True, "data": result}
             )
@@ -384,8 +392,46 @@ class RoomConsumer(AsyncWebsocketConsumer):
     # --- messages from the channel layer -----------------------------------------------------
 
     async def room_update(self, event: dict) -> None:
-        data, state, audible = _parsed_update(event["state_json"])
-        mine = [_strip(e) for e in event["events"] if _addressed_to(e, state, self.user_id)]
+        """Queued, and sent by one task: at most one update frame per UPDATE_INTERVAL, so
+        updates that come in a burst (a join storm brings one per joiner, each with the
+        whole room) go out as one frame with all their events and the newest state. A
+        lone update goes out at once."""
+        self._updates.append(event)
+        if self._update_flush is None:
+            self._update_flush = asyncio.create_task(self._flush_updates())
+
+    async def _flush_updates(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._updates:
+                wait = self._update_sent_at + UPDATE_INTERVAL - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                batch, self._updates = self._updates, []
+                await self._send_updates(batch)
+                self._update_sent_at = loop.time()
+        except Exception:
+            log.exception("sending a room update failed")
+        finally:
+            self._update_flush = None
+
+    async def _sent_updates(self) -> None:
+        """Before any other frame: the updates that came before it go out first."""
+        if self._update_flush is not None:
+            await self._update_flush
+
+    async def _send_updates(self, batch: list[dict]) -> None:
+        mine: list[dict] = []  # every update's events, each addressed by its own state
+        newest: tuple[dict, tuple[dict, RoomState, frozenset[str]]] | None = None
+        for candidate in batch:
+            parsed = _parsed_update(candidate["state_json"])
+            mine += [
+                _strip(e) for e in candidate["events"] if _addressed_to(e, parsed[1], self.user_id)
+            ]
+            if newest is None or parsed[1].revision >= newest[1][1].revision:
+                newest = (candidate, parsed)
+        assert newest is not None
+        event, (data, state, audible) = newest
         if state.revision < self._revision:
             # Read before a state this socket has already sent (queued while it joined, or
             # late from another server process): the events still go out, with the state
@@ -419,6 +465,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return rendering.personal_html_from(context)
 
     async def room_message(self, event: dict) -> None:
+        await self._sent_updates()
         await self.send(text_data=event["html"])
         await self._send_json(event["event"])
 
@@ -498,15 +545,18 @@ class RoomConsumer(AsyncWebsocketConsumer):
         )
 
     async def _end(self, reason: str, text: str, close_code: int) -> None:
+        await self._sent_updates()
         await self.send(text_data=rendering.toast_html(text))
         await self._send_json({"type": "onEnded", "reason": reason})
         await self.close(code=close_code)
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
+        await self._sent_updates()
         await self._send_error(code, message)
         await self.close(code=close_code)
 
     async def _send_error(self, code: str, message: str, request_id: str | None = None) -> None:
+        await self._sent_updates()
         await self.send(text_data=rendering.toast_html(message))
         await self._send_json(
             {"type": "error", "code": code, "message": message, "requestID": request_id}

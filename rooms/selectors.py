@@ -135,8 +135,12 @@ def room_state(room: Room) -> RoomState:
     revision = Room.objects.filter(pk=room.pk).values_list("revision", flat=True).get()
     # Everyone who ever joined stays a row; only those present or holding a seat (the grace
     # period) are part of the state, so ask the database for just those.
+    # Plain rows, not model instances: a room of hundreds is read on every change, and
+    # building (and converting the dates of) a Member per row was most of that read.
     members = list(
-        room.members.filter(banned=False).filter(Q(online=True) | Q(seats__isnull=False))
+        room.members.filter(banned=False)
+        .filter(Q(online=True) | Q(seats__isnull=False))
+        .values_list("pk", "user_id", "user_name", "role", "online", "mic_on", named=True)
     )
     seat_of = {}
     seats = list(room.seats.select_related("occupant").order_by("index"))

@@ -11,11 +11,13 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 
 from liveaudio.asgi import application
-from rooms import services
+from rooms import events, services
 from rooms.events import room_group, room_update_parts
 from rooms.models import App, Member, Message, Room, Seat
+from rooms.selectors import room_state
 from tests.socket_client import (
     ORIGIN,
     SOCKET_TESTS,
@@ -34,6 +36,12 @@ def make_room(room_id: str = "jam") -> Room:
     return services.room_create(app=app, room_id=room_id, title="Jam")
 
 
+def changed(room: Room, event: dict) -> None:
+    """A room change as services make one: counted, and sent once committed."""
+    with transaction.atomic():
+        events.on_commit_room_changed(room, [event])
+
+
 @db
 def seat_occupant(room: Room, index: int) -> str | None:
     seat = Seat.objects.select_related("occupant").get(room=room, index=index)
@@ -47,6 +55,22 @@ def member(room: Room, user_id: str) -> Member:
 
 def seat(state: dict, index: int) -> dict:
     return next(s for row in state["rows"] for s in row if s["index"] == index)
+
+
+def update_with(event_type: str, **fields: object):
+    """Matches a room.update holding such an event (one frame may carry several changes')."""
+
+    def match(frame: dict) -> bool:
+        return frame.get("type") == "room.update" and any(
+            e["type"] == event_type and all(e.get(k) == v for k, v in fields.items())
+            for e in frame["events"]
+        )
+
+    return match
+
+
+def event_in(frame: dict, event_type: str) -> dict:
+    return next(e for e in frame["events"] if e["type"] == event_type)
 
 
 # --- refusing before anything is stored -----------------------------------------------------
@@ -148,10 +172,8 @@ async def test_a_seat_taken_is_seen_by_everyone() -> None:
         "ok": True,
         "data": {"index": 1},
     }
-    update = await b.wait_for(
-        lambda f: f.get("type") == "room.update" and f["events"][0]["type"] == "seat.onChanged"
-    )
-    assert update["events"][0]["taken"] == {"1": "a"}
+    update = await b.wait_for(update_with("seat.onChanged"))
+    assert event_in(update, "seat.onChanged")["taken"] == {"1": "a"}
     assert seat(update["state"], 1)["user_id"] == "a"
     assert 'data-user-id="a"' in await b.wait_for_html('id="seat-1"')
     await a.leave()
@@ -180,24 +202,35 @@ async def test_an_update_delivered_late_brings_its_events_with_the_room_as_it_is
     await b.leave()
 
 
+async def test_a_burst_of_updates_reaches_a_socket_merged_with_every_event() -> None:
+    """A join storm sends every socket one update per joiner, each with the whole room: a
+    socket sends them on merged, at most ~10 frames a second, no event lost, newest state."""
+    room = await make_room()
+    a, b = await Participant.join(room, "a"), await Participant.join(room, "b")
+    await b.wait_for(lambda f: f.get("type") == "room.update")  # a's join, and b's own
+    frames_before = len(b.json)
+    for n in range(10):
+        await db(changed)(room, {"type": "burst", "n": n})
+    last = await b.wait_for(
+        lambda f: f.get("type") == "room.update" and {"type": "burst", "n": 9} in f["events"]
+    )
+    updates = [f for f in b.json[frames_before:] if f.get("type") == "room.update"]
+    burst = [e["n"] for f in updates for e in f["events"] if e["type"] == "burst"]
+    assert burst == list(range(10))  # all of them, in order
+    assert len(updates) < 5
+    assert last["state"]["revision"] == (await db(room_state)(room)).revision
+    await a.leave()
+    await b.leave()
+
+
 async def test_join_and_leave_update_everyones_member_list() -> None:
     room = await make_room()
     a = await Participant.join(room, "a")
     b = await Participant.join(room, "b", user_name="Bea")
-    joined = await a.wait_for(
-        lambda f: (
-            f.get("type") == "room.update"
-            and f["events"] == [{"type": "onUserJoined", "userID": "b"}]
-        )
-    )
+    joined = await a.wait_for(update_with("onUserJoined", userID="b"))
     assert "b" in {m["user_id"] for m in joined["state"]["members"]}
     await b.leave()
-    left = await a.wait_for(
-        lambda f: (
-            f.get("type") == "room.update"
-            and f["events"] == [{"type": "onUserLeft", "userID": "b"}]
-        )
-    )
+    left = await a.wait_for(update_with("onUserLeft", userID="b"))
     assert "b" not in {m["user_id"] for m in left["state"]["members"]}
     await a.leave()
 
@@ -236,9 +269,7 @@ async def test_a_locked_room_refuses_an_audience_take_with_a_visible_error() -> 
     host = await Participant.join(room, "h", role="host")
     guest = await Participant.join(room, "g")
     assert (await host.request("seat.host.close", targetIndex=-1))["ok"]
-    closed = await guest.wait_for(
-        lambda f: f.get("type") == "room.update" and f["events"][0]["type"] == "seat.onClosed"
-    )
+    closed = await guest.wait_for(update_with("seat.onClosed"))
     assert all(s["locked"] for row in closed["state"]["rows"] for s in row)
     error = await guest.request("seat.take", index=2)
     assert (error["type"], error["code"]) == ("error", "seat_locked")
@@ -341,9 +372,7 @@ async def test_a_disconnected_users_seat_frees_after_the_grace_period() -> None:
     a = await Participant.join(room, "a")
     await a.request("seat.take", index=1)
     await a.leave()  # the grace period is 0.3 s in tests
-    update = await watcher.wait_for(
-        lambda f: f.get("type") == "room.update" and f["events"][0].get("untaken") == {"1": "a"}
-    )
+    update = await watcher.wait_for(update_with("seat.onChanged", untaken={"1": "a"}))
     assert seat(update["state"], 1)["user_id"] is None
     await watcher.leave()
 
@@ -358,12 +387,7 @@ async def test_a_kicked_user_is_told_and_disconnected() -> None:
     await db(services.member_kick)(member=await member(room, "b"))
     assert (await b.wait_for("onEnded"))["reason"] == "kickOut"
     assert await b.wait_closed() == 4010
-    update = await a.wait_for(
-        lambda f: (
-            f.get("type") == "room.update"
-            and f["events"] == [{"type": "onUserLeft", "userID": "b"}]
-        )
-    )
+    update = await a.wait_for(update_with("onUserLeft", userID="b"))
     assert seat(update["state"], 2)["user_id"] is None
     await a.leave()
 
