@@ -13,6 +13,10 @@ aiortc peers). Listeners are cheap: recvonly, no decoding, they count packets an
 gaps in the mix's RTP timeline; `--probes` of them also decode to time the tone
 bursts of speaker 0 and check which tones they hear. Listeners are added step by
 step and kept; each step is measured over `--step-seconds`.
+
+On a small machine the bots compete with the server for the same cores and their send
+timing jitters, which the server's adaptive playout then absorbs as delay: with
+`--server-cpus 0 --bot-cpus 1` the spawned server has one core and the bots the other.
 """
 
 from __future__ import annotations
@@ -302,7 +306,9 @@ def create_room(source_dir: Path, app_id: int, room_id: str, seats: int) -> None
     )
 
 
-def spawn_server(source_dir: Path, var_dir: Path) -> tuple[subprocess.Popen, str]:
+def spawn_server(
+    source_dir: Path, var_dir: Path, cpus: set[int] | None = None
+) -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -323,6 +329,8 @@ def spawn_server(source_dir: Path, var_dir: Path) -> tuple[subprocess.Popen, str
         [*daphne, "liveaudio.asgi:application"],
         cwd=source_dir,
         env=env,
+        # daphne and the media worker it spawns stay on these CPUs (children inherit it).
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         stdout=subprocess.DEVNULL,
         stderr=open(var_dir / "daphne.log", "w"),  # noqa: SIM115 - lives as long as the server
     )
@@ -481,7 +489,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--concurrency", type=int, default=8, help="joins at once per worker")
     parser.add_argument("--probes", type=int, default=2, help="listeners that decode")
+    parser.add_argument(
+        "--server-cpus",
+        type=_cpus,
+        default=None,
+        help="e.g. 0: the spawned server (and its media worker) on these CPUs only",
+    )
+    parser.add_argument(
+        "--bot-cpus", type=_cpus, default=None, help="e.g. 1: this process and its bots"
+    )
     return parser
+
+
+def _cpus(text: str) -> set[int]:
+    return {int(cpu) for cpu in text.split(",")}
 
 
 def main() -> None:
@@ -490,7 +511,9 @@ def main() -> None:
     server = args.server
     if args.spawn_server:
         args.var_dir.mkdir(parents=True, exist_ok=True)
-        server_process, server = spawn_server(args.source_dir, args.var_dir)
+        server_process, server = spawn_server(args.source_dir, args.var_dir, args.server_cpus)
+    if args.bot_cpus:
+        os.sched_setaffinity(0, args.bot_cpus)  # before the bot processes start
     try:
         run(args, server)
     finally:
