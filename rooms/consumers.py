@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -410,8 +410,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 batch, self._updates = self._updates, []
                 await self._send_updates(batch)
                 self._update_sent_at = loop.time()
-        except Exception:
-            log.exception("sending a room update failed")
+        except Exception as exc:  # the socket closed meanwhile, most likely
+            log.warning("a room update was not sent: %r", exc)
         finally:
             self._update_flush = None
 
@@ -492,7 +492,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if text == self._levels_sent or (self._levels_sent is None and not any(levels.values())):
             return
         self._levels_sent = text
-        asyncio.ensure_future(self.send(text_data=text))
+        _send_soon(self.send(text_data=text))
 
     def _on_peer_closed(self, user_id: str, reason: str) -> None:
         """The server closed this user's media connection on its own: say so, so the page
@@ -504,7 +504,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             "failed": "The audio connection was lost.",
         }.get(reason, "The audio connection closed.")
         frame = {"type": "rtc.closed", "reason": reason, "message": message}
-        asyncio.ensure_future(self._send_json(frame))
+        _send_soon(self._send_json(frame))
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -589,6 +589,17 @@ def _join_options(query: dict[str, str]) -> dict[str, Any]:
         "endRoomWhenHostLeaves": "end_when_host_leaves",
     }
     return {names[name]: value for name, value in parse_join_options(query).items()}
+
+
+def _send_soon(sending: Coroutine[Any, Any, None]) -> None:
+    """A send that nothing awaits (levels, media notices): the socket may have closed by
+    the time it runs, which is no error worth a traceback."""
+    asyncio.ensure_future(sending).add_done_callback(_dropped_if_closed)
+
+
+def _dropped_if_closed(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a frame was not sent: %r", task.exception())
 
 
 def _addressed_to(event: dict, state: RoomState, user_id: str) -> bool:
