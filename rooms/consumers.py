@@ -535,14 +535,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
             + rendering.chat_html(messages)
         )
         await self.send(text_data=html)
-        await self._send_json(
-            {
-                "type": "room.joined",
-                "userID": self.user_id,
-                "state": state.as_json(),
-                "messages": [rendering.message_json(m) for m in messages],
-            }
+        rest = json.dumps(
+            {"userID": self.user_id, "messages": [rendering.message_json(m) for m in messages]}
         )
+        # The state spliced in as serialised above, like an update's.
+        frame = f'{{"type": "room.joined", "state": {self._state_json}, {rest[1:]}'
+        await self.send(text_data=frame)
 
     async def _end(self, reason: str, text: str, close_code: int) -> None:
         await self._sent_updates()
@@ -551,7 +549,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.close(code=close_code)
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:
-        await self._sent_updates()
         await self._send_error(code, message)
         await self.close(code=close_code)
 

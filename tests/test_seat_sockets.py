@@ -24,15 +24,24 @@ def make_room(room_id: str = "stage", rows: list[int] | None = None) -> Room:
     return services.room_create(app=app, room_id=room_id, seat_rows=rows)
 
 
-def event_of(frame: dict, kind: str) -> dict | None:
-    return next((e for e in frame.get("events", []) if e["type"] == kind), None)
-
-
-async def wait_event(participant: Participant, kind: str) -> dict:
-    frame = await participant.wait_for(
-        lambda f: f.get("type") == "room.update" and event_of(f, kind) is not None
+def event_of(frame: dict, kind: str, **fields: object) -> dict | None:
+    """The frame's first event of `kind` with these fields (one update frame may carry
+    several changes, when they came within 100 ms of each other)."""
+    return next(
+        (
+            e
+            for e in frame.get("events", [])
+            if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
+        ),
+        None,
     )
-    return event_of(frame, kind)
+
+
+async def wait_event(participant: Participant, kind: str, **fields: object) -> dict:
+    frame = await participant.wait_for(
+        lambda f: f.get("type") == "room.update" and event_of(f, kind, **fields) is not None
+    )
+    return event_of(frame, kind, **fields)
 
 
 async def leave_all(*people: Participant) -> None:
@@ -53,7 +62,7 @@ async def test_a_raised_hand_reaches_the_hosts_queue_only() -> None:
     assert update["state"]["requests"] == []  # nobody else sees the queue
     assert event_of(update, "seat.host.onTakingRequested") is None
     assert (await host.request("seat.host.acceptTakingRequest", userID="a"))["ok"]
-    seated = await wait_event(hand, "seat.onChanged")
+    seated = await wait_event(hand, "seat.onChanged", taken={"1": "a"})
     assert seated["taken"] == {"1": "a"}
     state = hand.json[-1]["state"]
     assert next(m for m in state["members"] if m["user_id"] == "a")["mic_on"]
@@ -122,12 +131,7 @@ async def test_leaving_the_room_ends_it_for_me_only() -> None:
     assert (await guest.request("room.leave"))["ok"]
     assert (await guest.wait_for("onEnded"))["reason"] == "localLeave"
     assert await guest.wait_closed() == 1000
-    await host.wait_for(
-        lambda f: (
-            f.get("type") == "room.update"
-            and (event_of(f, "seat.onChanged") or {}).get("untaken") == {"1": "g"}
-        )
-    )
+    await wait_event(host, "seat.onChanged", untaken={"1": "g"})
     assert (await host.request("ping"))["ok"]
     await host.leave()
 
