@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,6 +28,26 @@ TIMEOUT = 5
 def socket_path(room: Room, token: str | None) -> str:
     query = f"?token={token}" if token is not None else ""
     return f"/ws/rooms/{room.app.app_id}/{room.room_id}/{query}"
+
+
+def event_of(frame: dict, kind: str, **fields: object) -> dict | None:
+    """The frame's first event of `kind` with these fields (one update frame may carry
+    several changes, when they came within 100 ms of each other)."""
+    return next(
+        (
+            e
+            for e in frame.get("events", [])
+            if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
+        ),
+        None,
+    )
+
+
+def update_with(kind: str, **fields: object) -> Callable[[dict], bool]:
+    """For `Participant.wait_for`: a room.update holding such an event."""
+    return lambda frame: (
+        frame.get("type") == "room.update" and event_of(frame, kind, **fields) is not None
+    )
 
 
 class Participant:

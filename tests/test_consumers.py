@@ -22,7 +22,9 @@ from tests.socket_client import (
     ORIGIN,
     SOCKET_TESTS,
     Participant,
+    event_of,
     socket_path,
+    update_with,
 )
 
 pytestmark = SOCKET_TESTS
@@ -55,22 +57,6 @@ def member(room: Room, user_id: str) -> Member:
 
 def seat(state: dict, index: int) -> dict:
     return next(s for row in state["rows"] for s in row if s["index"] == index)
-
-
-def update_with(event_type: str, **fields: object):
-    """Matches a room.update holding such an event (one frame may carry several changes')."""
-
-    def match(frame: dict) -> bool:
-        return frame.get("type") == "room.update" and any(
-            e["type"] == event_type and all(e.get(k) == v for k, v in fields.items())
-            for e in frame["events"]
-        )
-
-    return match
-
-
-def event_in(frame: dict, event_type: str) -> dict:
-    return next(e for e in frame["events"] if e["type"] == event_type)
 
 
 # --- refusing before anything is stored -----------------------------------------------------
@@ -173,7 +159,7 @@ async def test_a_seat_taken_is_seen_by_everyone() -> None:
         "data": {"index": 1},
     }
     update = await b.wait_for(update_with("seat.onChanged"))
-    assert event_in(update, "seat.onChanged")["taken"] == {"1": "a"}
+    assert event_of(update, "seat.onChanged")["taken"] == {"1": "a"}
     assert seat(update["state"], 1)["user_id"] == "a"
     assert 'data-user-id="a"' in await b.wait_for_html('id="seat-1"')
     await a.leave()

@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from rooms.models import App
 from rooms.tokens import token_mint
 from tests.servers import LiveServer
+from tests.socket_client import update_with
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432/"
 REDIS = "redis://127.0.0.1:6379/0"
@@ -86,10 +87,7 @@ async def test_two_processes_share_one_room(servers: list[LiveServer], demo_app:
     ada = await Client.join(first, demo_app, "ada")
     bob = await Client.join(second, demo_app, "bob")
     assert (await ada.request("seat.take", "t1", index=1))["ok"]
-    changed = await bob.wait_for(
-        lambda f: f["type"] == "room.update"
-        and any(e["type"] == "seat.onChanged" for e in f["events"])
-    )
+    changed = await bob.wait_for(update_with("seat.onChanged"))
     taken = [e["taken"] for e in changed["events"] if e["type"] == "seat.onChanged"]
     assert taken == [{"1": "ada"}]
     await bob.request("message.send", "m1", message="across processes")

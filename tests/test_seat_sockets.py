@@ -12,6 +12,8 @@ from rooms.models import App, Member, Room, Seat, SeatInvitation, SeatRequest
 from tests.socket_client import (
     SOCKET_TESTS,
     Participant,
+    event_of,
+    update_with,
 )
 
 pytestmark = SOCKET_TESTS
@@ -24,23 +26,8 @@ def make_room(room_id: str = "stage", rows: list[int] | None = None) -> Room:
     return services.room_create(app=app, room_id=room_id, seat_rows=rows)
 
 
-def event_of(frame: dict, kind: str, **fields: object) -> dict | None:
-    """The frame's first event of `kind` with these fields (one update frame may carry
-    several changes, when they came within 100 ms of each other)."""
-    return next(
-        (
-            e
-            for e in frame.get("events", [])
-            if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
-        ),
-        None,
-    )
-
-
 async def wait_event(participant: Participant, kind: str, **fields: object) -> dict:
-    frame = await participant.wait_for(
-        lambda f: f.get("type") == "room.update" and event_of(f, kind, **fields) is not None
-    )
+    frame = await participant.wait_for(update_with(kind, **fields))
     return event_of(frame, kind, **fields)
 
 
