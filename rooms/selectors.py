@@ -31,6 +31,8 @@ class MemberState:
     online: bool
     mic_on: bool
     seat_index: int | None
+    # Computed once on the server (rooms.roles): pages and the SDK read it, never re-derive it.
+    has_host_permissions: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class RoomState:
         return next((m for m in self.members if m.user_id == user_id), None)
 
     def has_host_permissions(self, user_id: str) -> bool:
-        return has_host_permissions(self.member(user_id), self.members)
+        member = self.member(user_id)
+        return member is not None and member.has_host_permissions
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -123,12 +126,6 @@ def displayed_role(*, stored_role: str, seated: bool) -> str:
     return Role.SPEAKER if seated else Role.AUDIENCE
 
 
-def has_host_permissions(member: MemberState | None, members: list[MemberState]) -> bool:
-    return member is not None and roles.has_host_permissions(
-        member.role, host_online=lambda: any(m.role == Role.HOST and m.online for m in members)
-    )
-
-
 def room_state(room: Room) -> RoomState:
     # Read first: what follows is at least this new (a change committed meanwhile is
     # counted by its own, later, update).
@@ -147,6 +144,7 @@ def room_state(room: Room) -> RoomState:
     for seat in seats:
         if seat.occupant_id is not None:
             seat_of[seat.occupant_id] = seat.index
+    host_online = any(m.role == Role.HOST and m.online for m in members)
     seat_states = [
         SeatState(
             index=seat.index,
@@ -173,6 +171,9 @@ def room_state(room: Room) -> RoomState:
                 online=m.online,
                 mic_on=m.mic_on,
                 seat_index=seat_of.get(m.pk),
+                has_host_permissions=roles.has_host_permissions(
+                    m.role, host_online=lambda: host_online
+                ),
             )
             for m in members
         ],
