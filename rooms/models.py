@@ -232,3 +232,24 @@ class EmbedSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.room_id}"
+
+
+class ServerProcess(models.Model):
+    """One running server process: its members' channel names start with ``channel_prefix``.
+
+    Written at start-up and refreshed every few seconds (``heartbeat_at``); a process that
+    stops cleanly deletes its row. Members online through a process whose row is gone, stale,
+    or (on this host) whose pid is not alive are repaired by ``rooms.presence``.
+    """
+
+    channel_prefix = models.CharField(max_length=100, unique=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid} ({self.channel_prefix})"
