@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from csp.constants import NONCE, NONE, SELF
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LIVEAUDIO_VAR_DIR", BASE_DIR / "var"))
 
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "csp",
     "rooms",
 ]
 
@@ -47,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -138,6 +142,25 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # frame-ancestors from the app's allowed origins.
 X_FRAME_OPTIONS = "DENY"
 
+# Scripts and styles only from this server, or inline with this response's nonce; nothing
+# inline without it, no eval (docs/operations.md). 'self' in connect-src also covers the
+# room's socket (ws:/wss: on this host, CSP level 3). The embed page replaces frame-ancestors
+# with its app's allowed origins and adds its config's image origins to img-src.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "media-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -157,6 +180,9 @@ LIVEAUDIO_HISTORY_MESSAGES = 50
 # Per-connection flood guard: at most this many socket messages in any 10 s window.
 LIVEAUDIO_SOCKET_MESSAGES_PER_10S = int(os.environ.get("LIVEAUDIO_SOCKET_MESSAGES_PER_10S", "60"))
 LIVEAUDIO_SOCKET_MAX_BYTES = 16 * 1024
+# The origins of this server's own pages, when its sockets' Host header does not tell them
+# (behind a proxy that rewrites Host): comma-separated, e.g. https://rooms.example.
+LIVEAUDIO_PUBLIC_ORIGINS = _env_list("LIVEAUDIO_PUBLIC_ORIGINS", "")
 
 # --- media (WebRTC) -------------------------------------------------------------------------
 # STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:

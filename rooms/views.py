@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from csp.constants import NONE
+from csp.decorators import csp_replace, csp_update
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -121,9 +124,8 @@ def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
             response = _embed_token_page(request, room, request.GET.get("token", ""))
     except TokenError as exc:
         response = HttpResponse(exc.message, status=403, content_type="text/plain")
-    ancestors = " ".join(app.origins) or "'none'"
-    response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
-    return response
+    # The site's policy (settings.CONTENT_SECURITY_POLICY), framed by the app's origins only.
+    return _amend_policy(request, response, replace={"frame-ancestors": app.origins or [NONE]})
 
 
 def _embed_session_page(request: HttpRequest, room: Room, key: str) -> HttpResponse:
@@ -180,7 +182,43 @@ def _render_room(
         "ice_servers_json": json.dumps(settings.LIVEAUDIO_ICE_SERVERS),
         "bar": {"me": None, "text": config["innerText"]},
     }
-    return render(request, "rooms/room.html", context)
+    response = render(request, "rooms/room.html", context)
+    images = _image_sources(config)
+    return _amend_policy(request, response, update={"img-src": images}) if images else response
+
+
+_PLAIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _image_sources(config: dict[str, Any]) -> list[str]:
+    """CSP sources for the config's avatar and background images: their origins, or just
+    the scheme when the host is not a plain name and port (``{userID}`` in it, say)."""
+    sources = set()
+    for url in (config["seat"]["avatarURL"], config["background"]["imageURL"]):
+        if url:
+            parts = urlsplit(url)
+            plain = _PLAIN_HOST.match(parts.netloc)
+            sources.add(f"{parts.scheme}://{parts.netloc.lower()}" if plain else f"{parts.scheme}:")
+    return sorted(sources)
+
+
+def _amend_policy(
+    request: HttpRequest,
+    response: HttpResponse,
+    *,
+    update: dict[str, list[str]] | None = None,
+    replace: dict[str, list[str]] | None = None,
+) -> HttpResponse:
+    """django-csp's per-view decorators, for directives known only once the page is made."""
+
+    def page(request: HttpRequest) -> HttpResponse:
+        return response
+
+    if update:
+        page = csp_update(update)(page)
+    if replace:
+        page = csp_replace(replace)(page)
+    return page(request)
 
 
 # --- the embed SDK's first request ----------------------------------------------------------

@@ -75,7 +75,7 @@ def test_the_embed_page_is_framable_by_the_apps_origins_only(client: Client, app
     token = token_mint(app=app, room_id="jam", user_id="u1", user_name="U")
     response = client.get(f"/embed/{app.app_id}/jam/", {"token": token})
     assert response.status_code == 200
-    assert response["Content-Security-Policy"] == "frame-ancestors https://site.test"
+    assert "frame-ancestors https://site.test" in response["Content-Security-Policy"].split("; ")
     assert "X-Frame-Options" not in response
 
 
@@ -84,7 +84,7 @@ def test_an_app_without_origins_may_be_framed_by_nobody(client: Client) -> None:
     room_create(app=app, room_id="jam")
     token = token_mint(app=app, room_id="jam", user_id="u1", user_name="U")
     response = client.get("/embed/77/jam/", {"token": token})
-    assert response["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"].split("; ")
 
 
 @pytest.mark.parametrize("token", ["", "junk"])
