@@ -11,14 +11,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "liveaudio.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Sockets only from pages this server served: the Origin must be one of ALLOWED_HOSTS.
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        # The socket checks its Origin itself (rooms/realtime/admission.py): this server's
+        # own pages, or the app's allowed origins; a refusal is a close code, not a bare 403.
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

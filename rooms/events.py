@@ -1,28 +1,32 @@
-"""Who is told what, once a transaction has committed.
+"""Who is told what, once a transaction has committed. This module only sends.
 
-Services call the ``on_commit_*`` functions inside their transaction; the message goes out
-only if the change was stored. Shared parts (seat grid, member list, chat lines) are rendered
-once here and the same HTML goes to every socket of the room; each socket adds what is its
-own (the bottom bar) from the same ``RoomState``.
+Two kinds of message, and the service that makes a change picks one:
+- **a room change** (``broadcast_room_changed``): after the commit the room's state is read
+  once, its shared parts rendered once, and the same message goes to every socket of the
+  room; each socket adds what is its own (the bottom bar) from the same ``RoomState``. An
+  event inside it may name its recipients (``to``); the others never see it.
+- **a notice** (``notify_users``): a private event for some users' sockets only, sent to their
+  own groups; no state is read, nothing rendered, no revision counted. The sockets deliver it
+  with the state their page already has.
 
-The app's webhook (``rooms.webhooks``) hears of some of the same events: its delivery rows are
-written here, inside the service's transaction (they exist if and only if the change does),
-and the delivery worker is woken once it commits. A new room is seen through ``post_save``,
-so a room made by any entry point (service, admin) starts the same way.
+Counting the change (the room's ``revision``) and writing webhook rows are the services' work
+(``rooms.services.common.room_changed``), inside their transaction. A callback that fails
+after the commit (the channel layer is down) is logged and does not undo or fail the change:
+sockets repair a missed update from the room's revision (``rooms.realtime.watch``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models import F
-from django.db.models.signals import post_save
 
-from rooms import rendering, webhooks
-from rooms.models import Member, Message, Room
+from rooms import rendering
+from rooms.models import Message, Room
 from rooms.selectors import message_state, room_state
 
 
@@ -30,50 +34,57 @@ def room_group(room_pk: int) -> str:
     return f"room.{room_pk}"
 
 
-# Room events that an app's webhook hears of, by their webhook name.
-WEBHOOK_EVENTS = {
-    "onUserJoined": "user.joined",
-    "onUserLeft": "user.left",
-    "seat.onChanged": "seat.changed",
-}
+def user_group(room_pk: int, user_id: str) -> str:
+    """The group of one user's sockets in one room. User IDs are any text, and group names
+    are short ASCII: a digest stands for the ID."""
+    digest = hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"room.{room_pk}.user.{digest}"
 
 
-def on_commit_room_changed(room: Room, events: list[dict]) -> None:
-    # Callers hold the room's row lock (or write nothing else): revisions follow commits.
-    Room.objects.filter(pk=room.pk).update(revision=F("revision") + 1)
-    _queue_webhooks(room, events)
-    transaction.on_commit(lambda: _send_room_update(room.pk, events))
+def after_commit(send: Callable[[], None]) -> None:
+    """Run ``send`` once the current transaction commits (at once outside one). A failure
+    is logged by Django and the change stays made."""
+    transaction.on_commit(send, robust=True)
 
 
-def on_commit_room_created(room: Room) -> None:
-    data = {"title": room.title, "createdBy": room.created_by}
-    if webhooks.enqueue(room=room, event="room.started", data=data):
-        transaction.on_commit(webhooks.wake)
+def broadcast_room_changed(room_pk: int, events: list[dict]) -> None:
+    after_commit(lambda: _send_room_update(room_pk, events))
 
 
-def on_commit_message_sent(message: Message) -> None:
-    transaction.on_commit(lambda: _send_message(message.pk))
+def notify_users(room: Room, user_ids: Iterable[str], event: dict) -> None:
+    """A private notice to these users' sockets in ``room``, and to nobody else."""
+    groups = [user_group(room.pk, user_id) for user_id in user_ids]
+    payload = {"type": "room.notice", "events": [event]}
+
+    def send() -> None:
+        for group in groups:
+            _group_send(group, payload)
+
+    after_commit(send)
 
 
-def on_commit_message_deleted(message: Message) -> None:
+def broadcast_message_sent(message: Message) -> None:
+    after_commit(lambda: _send_message(message.pk))
+
+
+def broadcast_message_deleted(message: Message) -> None:
     payload = {
         "type": "room.message",
         "html": rendering.message_removed_html(message.pk),
         "event": {"type": "message.onDeleted", "messageID": message.pk},
     }
-    transaction.on_commit(lambda: _group_send(message.room_id, payload))
+    after_commit(lambda: _group_send(room_group(message.room_id), payload))
 
 
-def on_commit_room_ended(room: Room, *, reason: str) -> None:
-    if webhooks.enqueue(room=room, event="room.ended", data={"reason": reason}):
-        transaction.on_commit(webhooks.wake)
-    transaction.on_commit(lambda: _group_send(room.pk, {"type": "room.ended", "reason": reason}))
+def broadcast_room_ended(room: Room, *, reason: str) -> None:
+    payload = {"type": "room.ended", "reason": reason}
+    after_commit(lambda: _group_send(room_group(room.pk), payload))
 
 
-def on_commit_member_removed(member: Member, channel_name: str, *, reason: str) -> None:
+def tell_member_removed(channel_name: str, *, reason: str) -> None:
     if channel_name:
         payload = {"type": "member.removed", "reason": reason}
-        transaction.on_commit(lambda: _channel_send(channel_name, payload))
+        after_commit(lambda: _channel_send(channel_name, payload))
 
 
 def send_session_replaced(channel_name: str) -> None:
@@ -81,36 +92,10 @@ def send_session_replaced(channel_name: str) -> None:
     _channel_send(channel_name, {"type": "session.replaced"})
 
 
-def _queue_webhooks(room: Room, events: list[dict]) -> None:
-    told = [event for event in events if event.get("type") in WEBHOOK_EVENTS]
-    if not told or not room.app.webhook_url:
-        return  # the common case costs nothing more
-    for event in told:
-        webhooks.enqueue(
-            room=room, event=WEBHOOK_EVENTS[event["type"]], data=_webhook_data(room, event)
-        )
-    transaction.on_commit(webhooks.wake)
-
-
-def _webhook_data(room: Room, event: dict) -> dict:
-    if event["type"] == "seat.onChanged":
-        return {"taken": event["taken"], "untaken": event["untaken"]}
-    user_id = event["userID"]
-    names = Member.objects.filter(room=room, user_id=user_id).values_list("user_name", flat=True)
-    return {"userID": user_id, "userName": names.first() or ""}
-
-
-def _room_saved(sender: type[Room], instance: Room, created: bool, **kwargs: object) -> None:
-    if created and not kwargs.get("raw"):
-        on_commit_room_created(instance)
-
-
-post_save.connect(_room_saved, sender=Room, dispatch_uid="rooms.events.room_created")
-
-
 def _send_room_update(room_pk: int, events: list[dict]) -> None:
     room = Room.objects.select_related("app").get(pk=room_pk)
-    _group_send(room_pk, {"type": "room.update", **room_update_parts(room), "events": events})
+    payload = {"type": "room.update", **room_update_parts(room), "events": events}
+    _group_send(room_group(room_pk), payload)
 
 
 def room_update_parts(room: Room) -> dict[str, str]:
@@ -132,11 +117,11 @@ def _send_message(message_pk: int) -> None:
         "html": rendering.message_added_html(msg),
         "event": {"type": "message.onReceived", "message": rendering.message_json(msg)},
     }
-    _group_send(message.room_id, payload)
+    _group_send(room_group(message.room_id), payload)
 
 
-def _group_send(room_pk: int, payload: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(room_group(room_pk), payload)
+def _group_send(group: str, payload: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(group, payload)
 
 
 def _channel_send(channel_name: str, payload: dict) -> None:

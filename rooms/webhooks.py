@@ -1,10 +1,11 @@
 """Webhooks: room and member events POSTed to an app's ``webhook_url``, signed with its appSign.
 
 A delivery is a ``WebhookDelivery`` row written in the same transaction as the change it tells
-of (``events.py`` queues it), so an event is sent if and only if the change was stored. After
-the commit the worker, a daemon thread of the server process started on first use, sends it;
-a failed attempt is retried with exponential back-off until ``max_attempts``, then given up
-(``failed_at``). ``manage.py deliver_webhooks`` does the same work from a shell or a cron job.
+of (the service that makes the change queues it), so an event is sent if and only if the change
+was stored. After the commit the worker, a daemon thread of the server process started on
+first use, sends it; a failed attempt is retried with exponential back-off until
+``max_attempts``, then given up (``failed_at``). ``manage.py deliver_webhooks`` does the same
+work from a shell or a cron job.
 
 Nothing here runs inside a request or a socket: they only write a row and wake the worker.
 Several processes may run workers at once: a delivery is claimed with a conditional UPDATE,
@@ -28,11 +29,11 @@ from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from rooms.models import App, Room, WebhookDelivery
+from rooms.models import App, Member, Room, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,44 @@ def enqueue(*, room: Room, event: str, data: dict) -> WebhookDelivery | None:
     return WebhookDelivery.objects.create(
         app=app, event=event, payload=payload, next_attempt_at=timezone.now()
     )
+
+
+# Room events that an app's webhook hears of, by their webhook name.
+ROOM_EVENTS = {
+    "onUserJoined": "user.joined",
+    "onUserLeft": "user.left",
+    "seat.onChanged": "seat.changed",
+}
+
+
+def enqueue_room_events(*, room: Room, events: list[dict]) -> None:
+    """Inside a room change's transaction: a delivery row for each event the webhook hears
+    of, and the worker woken once the change commits."""
+    told = [event for event in events if event.get("type") in ROOM_EVENTS]
+    if not told or not room.app.webhook_url:
+        return  # the common case costs nothing more
+    for event in told:
+        enqueue(room=room, event=ROOM_EVENTS[event["type"]], data=_room_event_data(room, event))
+    transaction.on_commit(wake)
+
+
+def enqueue_room_started(*, room: Room) -> None:
+    data = {"title": room.title, "createdBy": room.created_by}
+    if enqueue(room=room, event="room.started", data=data):
+        transaction.on_commit(wake)
+
+
+def enqueue_room_ended(*, room: Room, reason: str) -> None:
+    if enqueue(room=room, event="room.ended", data={"reason": reason}):
+        transaction.on_commit(wake)
+
+
+def _room_event_data(room: Room, event: dict) -> dict:
+    if event["type"] == "seat.onChanged":
+        return {"taken": event["taken"], "untaken": event["untaken"]}
+    user_id = event["userID"]
+    names = Member.objects.filter(room=room, user_id=user_id).values_list("user_name", flat=True)
+    return {"userID": user_id, "userName": names.first() or ""}
 
 
 # --- the body and its signature -------------------------------------------------------------

@@ -44,10 +44,10 @@ async def settled_timers():
     """Let the consumers' grace and expiry timers finish inside the test's own event loop,
     so no database work from this test runs on into the next one's."""
     yield
-    from rooms.consumers import _timers
+    from rooms.realtime.timers import RoomTimers
 
     deadline = asyncio.get_running_loop().time() + 1  # grace timers: 0.35 s in tests
-    while _timers and asyncio.get_running_loop().time() < deadline:
-        await asyncio.wait(set(_timers), timeout=0.2)
-    for task in set(_timers):
+    while RoomTimers.pending() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.wait(RoomTimers.pending(), timeout=0.2)
+    for task in RoomTimers.pending():
         task.cancel()

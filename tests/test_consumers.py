@@ -14,10 +14,11 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from liveaudio.asgi import application
-from rooms import events, services
+from rooms import services
 from rooms.events import room_group, room_update_parts
 from rooms.models import App, Member, Message, Room, Seat
 from rooms.selectors import room_state
+from rooms.services.common import room_changed
 from tests.socket_client import (
     ORIGIN,
     SOCKET_TESTS,
@@ -41,7 +42,7 @@ def make_room(room_id: str = "jam") -> Room:
 def changed(room: Room, event: dict) -> None:
     """A room change as services make one: counted, and sent once committed."""
     with transaction.atomic():
-        events.on_commit_room_changed(room, [event])
+        room_changed(room, [event])
 
 
 @db

@@ -27,7 +27,7 @@ def message_send(*, member: Member, text: str, attributes: dict | None = None) -
         message = Message.objects.create(
             room=member.room, sender=member, text=text, attributes=attributes or {}
         )
-        events.on_commit_message_sent(message)
+        events.broadcast_message_sent(message)
     return message
 
 
@@ -37,7 +37,7 @@ def message_send_system(*, room: Room, text: str) -> Message:
     with transaction.atomic():
         lock_room(room)  # refuses an ended room
         message = Message.objects.create(room=room, sender=None, text=text)
-        events.on_commit_message_sent(message)
+        events.broadcast_message_sent(message)
     return message
 
 
@@ -46,4 +46,4 @@ def message_delete(*, message: Message) -> None:
     with transaction.atomic():
         updated = Message.objects.filter(pk=message.pk, deleted=False).update(deleted=True)
         if updated:
-            events.on_commit_message_deleted(message)
+            events.broadcast_message_deleted(message)

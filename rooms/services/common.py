@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
-from rooms import roles
+from rooms import events, roles, webhooks
 from rooms.models import Member, Role, Room, Seat
 
 
@@ -33,6 +33,15 @@ def lock_room(room: Room) -> Room:
     if not locked.is_live:
         raise ServiceError("room_ended", "This room has ended.")
     return locked
+
+
+def room_changed(room: Room, room_events: list[dict]) -> None:
+    """Record a change of the room, inside its transaction and under its row lock (or with
+    nothing else written): count it in the room's ``revision`` (so revisions follow commits),
+    write the webhook rows it causes, and broadcast it to the room once it commits."""
+    Room.objects.filter(pk=room.pk).update(revision=F("revision") + 1)
+    webhooks.enqueue_room_events(room=room, events=room_events)
+    events.broadcast_room_changed(room.pk, room_events)
 
 
 def active_member(member: Member) -> Member:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from rooms import events
+from rooms import events, webhooks
 from rooms.models import Member, Role, Room, Seat
 from rooms.roles import ROLE_RANK
 from rooms.services.common import (
@@ -20,6 +20,7 @@ from rooms.services.common import (
     lock_room,
     member_by_user_id,
     require_host_permissions,
+    room_changed,
     seat_of,
 )
 from rooms.services.requests import tickets_drop_for
@@ -66,7 +67,7 @@ def member_join(
         if role == Role.HOST:
             _apply_host_config(room, options)
         _take_seat_when_joining(room, member, role, options, notices)
-        events.on_commit_room_changed(room, [{"type": "onUserJoined", "userID": member.user_id}])
+        room_changed(room, [{"type": "onUserJoined", "userID": member.user_id}])
     return JoinResult(member=member, replaced_channel=replaced, notices=notices)
 
 
@@ -167,7 +168,7 @@ def member_disconnect(*, member: Member, channel_name: str) -> None:
         if updated:
             room_events = [{"type": "onUserLeft", "userID": member.user_id}]
             room_events += tickets_drop_for(member, reason="left")
-            events.on_commit_room_changed(member.room, room_events)
+            room_changed(member.room, room_events)
 
 
 def seats_release_stale(*, room: Room) -> list[int]:
@@ -234,7 +235,7 @@ def _remove(member: Member, *, by: Member | None, ban: bool) -> None:
         if ban:
             Member.objects.filter(pk=member.pk).update(banned=True)
         _take_offline(member, reason="kickOut")
-        events.on_commit_member_removed(member, channel, reason="kickOut")
+        events.tell_member_removed(channel, reason="kickOut")
 
 
 def _take_offline(member: Member, *, reason: str) -> None:
@@ -245,7 +246,7 @@ def _take_offline(member: Member, *, reason: str) -> None:
     # Someone already away (disconnected, in their grace period) was reported leaving then.
     room_events = [{"type": "onUserLeft", "userID": member.user_id}] if member.online else []
     room_events += tickets_drop_for(member, reason=reason)
-    events.on_commit_room_changed(member.room, room_events)
+    room_changed(member.room, room_events)
 
 
 def cohost_set(*, actor: Member, user_id: str, is_cohost: bool) -> None:
@@ -276,7 +277,7 @@ def cohost_set(*, actor: Member, user_id: str, is_cohost: bool) -> None:
         Member.objects.filter(pk=target.pk).update(role=new_role)
         shown = Role.COHOST if is_cohost else Role.SPEAKER
         room_events.append({"type": "onUserRoleChanged", "userID": target.user_id, "role": shown})
-        events.on_commit_room_changed(room, room_events)
+        room_changed(room, room_events)
 
 
 # --- rooms ----------------------------------------------------------------------------------
@@ -304,4 +305,5 @@ def _end(room: Room, *, reason: str) -> None:
     room.seat_requests.all().delete()
     room.seat_invitations.all().delete()
     room.members.update(online=False, channel_name="", left_at=timezone.now())
-    events.on_commit_room_ended(room, reason=reason)
+    webhooks.enqueue_room_ended(room=room, reason=reason)
+    events.broadcast_room_ended(room, reason=reason)

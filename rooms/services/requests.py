@@ -24,6 +24,7 @@ from rooms.services.common import (
     host_acting,
     lock_room,
     member_by_user_id,
+    room_changed,
     seat_of,
     to_hosts,
     to_users,
@@ -49,14 +50,11 @@ def seat_request_apply(*, member: Member, index: int | None = None) -> SeatReque
     """``seat.audience.applyToTake``: join the host's queue."""
     if not _someone_can_answer(member.room):
         # Outside any transaction: the failure event goes out now; nothing was written.
-        events.on_commit_room_changed(
+        # Nothing was written: a notice to the asker alone, no room update.
+        events.notify_users(
             member.room,
-            [
-                to_users(
-                    {"type": "seat.audience.onTakingRequestFailed", "reason": "noHost"},
-                    member.user_id,
-                )
-            ],
+            [member.user_id],
+            {"type": "seat.audience.onTakingRequestFailed", "reason": "noHost"},
         )
         raise ServiceError("no_host", "There is no host in the room to accept a request.")
     with transaction.atomic():
@@ -70,7 +68,7 @@ def seat_request_apply(*, member: Member, index: int | None = None) -> SeatReque
         if SeatRequest.objects.filter(member=member).exists():
             raise ServiceError("already_requested", "You have already asked for a seat.")
         request = SeatRequest.objects.create(room=room, member=member, index=index)
-        events.on_commit_room_changed(
+        room_changed(
             room,
             [
                 to_hosts(
@@ -108,7 +106,7 @@ def _withdraw(
         member = active_member(member)
         if not tickets_of(member).delete()[0]:
             raise missing
-        events.on_commit_room_changed(room, [to_hosts({**hosts_hear, "userID": member.user_id})])
+        room_changed(room, [to_hosts({**hosts_hear, "userID": member.user_id})])
 
 
 def seat_request_accept(*, actor: Member, user_id: str) -> Seat:
@@ -127,7 +125,7 @@ def seat_request_reject(*, actor: Member, user_id: str) -> None:
     with transaction.atomic():
         room, actor = host_acting(actor)
         _pending_request(room, user_id).delete()
-        events.on_commit_room_changed(
+        room_changed(
             room,
             [
                 to_users({"type": "seat.audience.onTakingRequestRejected"}, user_id),
@@ -189,7 +187,7 @@ def seat_invite(*, actor: Member, user_id: str) -> SeatInvitation:
                 invitee.user_id,
             )
         )
-        events.on_commit_room_changed(room, room_events)
+        room_changed(room, room_events)
         return invitation
 
 
@@ -205,7 +203,7 @@ def seat_invitation_accept(*, member: Member) -> Seat:
         invitation.delete()
         seat = first_empty_seat(room, include_locked=True)
         if seat is None:
-            events.on_commit_room_changed(
+            room_changed(
                 room,
                 [
                     to_hosts(
@@ -273,7 +271,7 @@ def tickets_expire(*, room: Room) -> int:
         )
         for invitation in stale_invitations
     ]
-    events.on_commit_room_changed(room, room_events)
+    room_changed(room, room_events)
     return len(stale_requests) + len(stale_invitations)
 
 

@@ -16,6 +16,7 @@ from rooms.services.common import (
     member_by_user_id,
     require_host_permissions,
     require_same_room,
+    room_changed,
     seat_map,
     to_hosts,
     to_users,
@@ -59,7 +60,7 @@ def seat_member(*, room: Room, member: Member, seat: Seat, mic_on: bool | None =
     # A seated user's own pending request is moot now.
     SeatRequest.objects.filter(member=member).delete()
     seat.occupant = member
-    events.on_commit_room_changed(
+    room_changed(
         room,
         [
             {
@@ -87,7 +88,7 @@ def vacate(member: Member) -> dict[str, str]:
         room_events.append(
             {"type": "onUserRoleChanged", "userID": member.user_id, "role": Role.AUDIENCE}
         )
-    events.on_commit_room_changed(member.room, room_events)
+    room_changed(member.room, room_events)
     return seat_map(seats)
 
 
@@ -141,7 +142,7 @@ def set_locked(*, room: Room, index: int, locked: bool) -> list[int]:
         kind = "seat.onClosed" if locked else "seat.onOpened"
         room_events = [{"type": kind, "indexes": changed}]
         room_events += _clear_requests(room, reason="lockChanged")
-        events.on_commit_room_changed(room, room_events)
+        room_changed(room, room_events)
     return changed
 
 
@@ -200,17 +201,14 @@ def microphone_turn_on(*, member: Member, is_on: bool, user_id: str | None = Non
         if not is_on:
             _set_microphone(target, False, by_host=True)
             return
-        events.on_commit_room_changed(
+        # Only a question to the user: nothing changes until they turn it on themselves.
+        events.notify_users(
             room,
-            [
-                to_users(
-                    {
-                        "type": "audioVideo.onMicrophoneTurnOnByOthersConfirmation",
-                        "fromUser": {"id": member.user_id, "name": member.user_name},
-                    },
-                    target.user_id,
-                )
-            ],
+            [target.user_id],
+            {
+                "type": "audioVideo.onMicrophoneTurnOnByOthersConfirmation",
+                "fromUser": {"id": member.user_id, "name": member.user_name},
+            },
         )
 
 
@@ -243,4 +241,4 @@ def _set_microphone(member: Member, is_on: bool, *, by_host: bool = False) -> No
     }
     if by_host:
         event["byHost"] = True
-    events.on_commit_room_changed(member.room, [event])
+    room_changed(member.room, [event])

@@ -1,0 +1,155 @@
+"""What one socket sends, in order: room updates merged, never an older room after a newer.
+
+- A lone room update goes out at once; updates that come within ``interval`` of the last
+  one sent are merged into one frame: every update's events (each addressed by its own
+  state) and the newest state. A join storm brings one update per joiner, each with the
+  whole room: merged, a socket sends a few frames, not hundreds.
+- Every other frame (a reply, an error, chat, the end of the room) waits for the updates
+  that came before it (``drained``).
+- A state read before one already shown (queued while the socket joined, or late from
+  another server process) is not shown again: its events go out with the state the page
+  has. ``revision`` is the newest state shown.
+- Notices (private events, no state) go out in their place among the updates.
+
+The outbox decides what goes out and when; ``present(update, events)`` (the socket's view)
+turns it into frames: ``update`` is the state to show, or ``None`` to keep the shown one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from rooms.rtc import audible_user_ids
+from rooms.selectors import RoomState
+
+log = logging.getLogger(__name__)
+
+UPDATE_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class RoomUpdate:
+    """A room's state as one ``room.update`` message brought it, parsed once per process."""
+
+    state_json: str
+    html: str  # the shared parts, rendered for the default view
+    data: dict  # state_json parsed
+    state: RoomState
+    audible: frozenset[str]
+
+    @property
+    def revision(self) -> int:
+        return self.state.revision
+
+
+Present = Callable[[RoomUpdate | None, list[dict]], Awaitable[None]]
+
+
+class Outbox:
+    def __init__(
+        self, *, user_id: str, present: Present, interval: float = UPDATE_INTERVAL
+    ) -> None:
+        self.user_id = user_id
+        self.revision = -1
+        self._present = present
+        self._interval = interval
+        self._queue: list[tuple[RoomUpdate | None, list[dict]]] = []
+        self._flush: asyncio.Task[None] | None = None
+        self._sent_at = float("-inf")
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and self._flush is None
+
+    def shown(self, revision: int) -> None:
+        """A state went out by another path (the welcome)."""
+        self.revision = max(self.revision, revision)
+
+    def room_update(self, message: dict) -> None:
+        """A ``room.update`` from the channel layer: ``state_json``, ``html``, ``events``."""
+        self._queue.append(
+            (parse_update(message["state_json"], message["html"]), message["events"])
+        )
+        self._schedule()
+
+    def notice(self, events: list[dict]) -> None:
+        self._queue.append((None, events))
+        self._schedule()
+
+    async def drained(self) -> None:
+        """Before any other frame: the updates that came before it go out first."""
+        if self._flush is not None:
+            await asyncio.wait({self._flush})
+
+    def close(self) -> None:
+        self._queue = []
+        if self._flush is not None:
+            self._flush.cancel()
+
+    def _schedule(self) -> None:
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                wait = self._sent_at + self._interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                batch, self._queue = self._queue, []
+                await self._deliver(batch)
+                self._sent_at = loop.time()
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # the socket closed meanwhile, most likely
+            log.debug("a room update was not sent: %r", exc)
+        finally:
+            self._flush = None
+
+    async def _deliver(self, batch: list[tuple[RoomUpdate | None, list[dict]]]) -> None:
+        events: list[dict] = []
+        newest: RoomUpdate | None = None
+        for update, update_events in batch:
+            if update is None:
+                events += update_events  # a notice: addressed by whoever sent it
+                continue
+            events += [
+                _without_to(e) for e in update_events if addressed_to(e, update.state, self.user_id)
+            ]
+            if newest is None or update.revision >= newest.revision:
+                newest = update
+        if newest is not None and newest.revision >= self.revision:
+            self.revision = newest.revision
+            await self._present(newest, events)
+        elif events:
+            await self._present(None, events)
+
+
+@functools.lru_cache(maxsize=8)
+def parse_update(state_json: str, html: str) -> RoomUpdate:
+    """Every socket of a room gets the same ``state_json`` (the same string object, in
+    memory), and a join in a room of N sockets would otherwise parse the whole state N
+    times. The result is shared: read-only."""
+    data = json.loads(state_json)
+    state = RoomState.from_json(data)
+    return RoomUpdate(state_json, html, data, state, frozenset(audible_user_ids(state)))
+
+
+def addressed_to(event: dict, state: RoomState, user_id: str) -> bool:
+    """Whoever sent the event decided who receives it (``to``); no ``to`` means everyone."""
+    to = event.get("to")
+    if to is None:
+        return True
+    return user_id in to.get("users", ()) or (
+        to.get("hosts", False) and state.has_host_permissions(user_id)
+    )
+
+
+def _without_to(event: dict) -> dict:
+    return {key: value for key, value in event.items() if key != "to"}

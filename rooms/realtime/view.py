@@ -1,0 +1,71 @@
+"""One socket's view of the room: the frames its page gets for a state and its events.
+
+The shared parts (seat grid, member list) come rendered with each update; a config that
+changes them (texts, avatars, hidden users) gets them rendered for its view, once per process
+for each such view. The user's own parts (bottom bar, the host's queue, an invitation prompt)
+are rendered only when they change. The JSON state is the one everyone gets, unless this user
+may not see all of it (others' requests and invitations).
+"""
+
+from __future__ import annotations
+
+import json
+
+from rooms import rendering
+from rooms.realtime.outbox import RoomUpdate
+from rooms.selectors import MessageState, RoomState
+
+
+class SocketView:
+    def __init__(self, user_id: str, config: dict) -> None:
+        self.user_id = user_id
+        self.config = config
+        parts = rendering.parts_view(config)
+        self._parts_json = (
+            json.dumps(parts, sort_keys=True) if parts != rendering.DEFAULT_PARTS_VIEW else None
+        )
+        self._personal: dict | None = None
+        self.state_json = "null"  # the state this page shows, as sent
+
+    def welcome(self, state: RoomState, messages: list[MessageState]) -> list[str]:
+        seen = state.seen_by(self.user_id)
+        self.state_json = json.dumps(seen.as_json())
+        self._personal = None
+        parts = json.loads(self._parts_json) if self._parts_json else None
+        html = (
+            rendering.room_parts_html(seen, parts=parts)
+            + self._personal_html_if_changed(seen)
+            + rendering.chat_html(messages)
+        )
+        rest = json.dumps(
+            {"userID": self.user_id, "messages": [rendering.message_json(m) for m in messages]}
+        )
+        # The state spliced in as serialised above, like an update's.
+        return [html, f'{{"type": "room.joined", "state": {self.state_json}, {rest[1:]}']
+
+    def update(self, update: RoomUpdate, events: list[dict]) -> list[str]:
+        seen = update.state.seen_by(self.user_id)
+        shared = update.html
+        if self._parts_json is not None:
+            shared = rendering.room_parts_html_for(update.state_json, self._parts_json)
+        html = shared + self._personal_html_if_changed(seen)
+        self.state_json = (
+            update.state_json if seen is update.state else json.dumps(seen.json_over(update.data))
+        )
+        return [html, self.events(events)]
+
+    def events(self, events: list[dict]) -> str:
+        """A ``room.update`` frame with the state the page shows and these events."""
+        # Spliced rather than re-encoded: the state is most of the frame.
+        return (
+            f'{{"type": "room.update", "state": {self.state_json}, "events": {json.dumps(events)}}}'
+        )
+
+    def _personal_html_if_changed(self, seen: RoomState) -> str:
+        """Most updates (someone joins, someone speaks) change nothing of this user's own
+        parts: skip rendering them, which keeps a busy room's update cost linear."""
+        context = rendering.personal_context(seen, self.user_id, self.config)
+        if context == self._personal:
+            return ""
+        self._personal = context
+        return rendering.personal_html_from(context)
