@@ -35,6 +35,10 @@ class DemoHandler(SimpleHTTPRequestHandler):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, directory=str(HERE / "site"), **kwargs)
 
+    def end_headers(self) -> None:
+        self.send_header("Content-Security-Policy", page_policy(self.server_url))
+        super().end_headers()
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path == "/demo-config.json":
             self._json(HTTPStatus.OK, {"server": self.server_url, "appID": DEMO_APP_ID})
@@ -68,6 +72,25 @@ class DemoHandler(SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(payload)
+
+
+def page_policy(server_url: str) -> str:
+    """A strict policy an integrator's page can keep with the SDK: its script, its session
+    request and the room's iframe come from the liveaudio server; nothing runs inline."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {server_url}",
+            f"connect-src 'self' {server_url}",
+            f"frame-src {server_url}",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def mint_token(server_url: str, app_sign: str, body: dict) -> tuple[int, dict]:

@@ -548,7 +548,8 @@
   };
 
   EmbeddedRoom.prototype.unshrink = function () {
-    if (this.shrunk && this.iframe) this.iframe.setAttribute("style", this.savedStyle);
+    // Through the CSSOM: an integrator's strict style-src blocks setAttribute("style").
+    if (this.shrunk && this.iframe) this.iframe.style.cssText = this.savedStyle;
     this.shrunk = false;
   };
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page, Response, expect
 
 from tests.browser.conftest import sign_in_admin, sign_up
-from tests.servers import LiveServer, free_port
+from tests.servers import ROOT, LiveServer, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -197,11 +201,15 @@ def integrator(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
     site.close()
 
 
+def demo_app_sign(server: LiveServer) -> str:
+    code = "from rooms.models import App; print(App.objects.get(app_id=1234567).app_sign)"
+    return server.manage("shell", "-v", "0", "-c", code).strip().splitlines()[-1]
+
+
 def test_the_embedded_room_runs_under_the_policy_in_another_origin(
     server: LiveServer, integrator: IntegratorSite, watched
 ) -> None:
-    code = "from rooms.models import App; print(App.objects.get(app_id=1234567).app_sign)"
-    sign = server.manage("shell", "-v", "0", "-c", code).strip().splitlines()[-1]
+    sign = demo_app_sign(server)
     parent = watched()
     embedded: list[Response] = []
     parent.page.on("response", lambda r: embedded.append(r) if "/embed/1234567/" in r.url else None)
@@ -272,3 +280,51 @@ def test_the_api_docs_run_under_the_policy_from_this_server_alone(
     expect(reader.page.locator(".opblock-body").first).to_be_visible()
     assert [url for url in requested if not url.startswith(server.url + "/")] == []
     reader.assert_clean()
+
+
+@pytest.fixture
+def demo_site(server: LiveServer, tmp_path: Path) -> Iterator[str]:
+    """demo/serve.py, the integrator the README points to, on a port of its own."""
+    port = free_port()
+    server.manage("setup_demo", "--base-url", server.url, "--demo-port", str(port))
+    command = [sys.executable, "demo/serve.py", "--server", server.url, "--port", str(port)]
+    env = {**server.env, "LIVEAUDIO_DEMO_APP_SIGN": demo_app_sign(server)}
+    log = (tmp_path / "demo.log").open("w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "demo did not start"
+            time.sleep(0.1)  # polling for the port, not waiting on behaviour
+    yield url
+    process.terminate()
+    process.wait(5)
+
+
+def test_the_demo_integrator_page_keeps_a_strict_policy_with_the_sdk(
+    server: LiveServer, demo_site: str, watched
+) -> None:
+    integrator = watched()
+    policy = ordinary_page(integrator.goto(demo_site + "/"))
+    assert policy["frame-src"] == [server.url] and "'unsafe-inline'" not in policy["style-src"]
+    page = integrator.page
+    page.fill("input[name=userName]", "Olga")
+    page.fill("input[name=roomID]", "policy-demo")
+    page.select_option("select[name=role]", "host")
+    page.click("#join button[type=submit]")
+    frame = page.frame_locator("#room-frame iframe")
+    expect(frame.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#log")).to_contain_text("joined")
+
+    # The SDK's own UI (the minimized bar) and its controller, under the page's policy.
+    page.click("[data-call=minimize]")
+    page.click(".liveaudio-minimized .liveaudio-restore")
+    expect(page.locator(".liveaudio-minimized")).to_have_count(0)
+    assert page.locator("#room-frame iframe").bounding_box()["width"] > 100  # shown again
+    page.click("[data-call=lockAll]")
+    expect(frame.locator("#seat-3")).to_have_class(re.compile(r"\blocked\b"))
+    integrator.assert_clean()
