@@ -12,9 +12,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from rooms import lifecycle  # noqa: E402
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The socket checks its Origin itself (rooms/realtime/admission.py): this server's
@@ -22,3 +23,7 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+# Every request and socket in flight is known, for a graceful stop on SIGTERM; under daphne,
+# the process registers its presence at start-up (rooms/lifecycle.py).
+application = lifecycle.ServerLifecycle(router)
+lifecycle.serve_under_daphne()

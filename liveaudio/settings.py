@@ -115,7 +115,8 @@ if _redis_url:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # Channels' own, with channel names that name their process (rooms/presence.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "rooms.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -200,3 +201,17 @@ LIVEAUDIO_MEDIA_PROCESS = os.environ.get("LIVEAUDIO_MEDIA_PROCESS", "1") == "1"
 LIVEAUDIO_MEDIA_STATS = os.environ.get("LIVEAUDIO_MEDIA_STATS", "0") == "1"
 # Raised hands and invitations expire after this long.
 LIVEAUDIO_SEAT_TICKET_SECONDS = float(os.environ.get("LIVEAUDIO_SEAT_TICKET_SECONDS", "60"))
+
+# --- processes: presence and shutdown (docs/operations.md) ----------------------------------
+# Each server process refreshes its liveness record this often and sweeps for members whose
+# process is gone; a record not refreshed for STALE seconds is a dead process.
+LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS = float(
+    os.environ.get("LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS", "5")
+)
+LIVEAUDIO_PRESENCE_STALE_SECONDS = float(os.environ.get("LIVEAUDIO_PRESENCE_STALE_SECONDS", "30"))
+# On SIGTERM: sockets and requests get this long to finish; the process exits at DEADLINE
+# whatever still runs.
+LIVEAUDIO_SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("LIVEAUDIO_SHUTDOWN_DRAIN_SECONDS", "5"))
+LIVEAUDIO_SHUTDOWN_DEADLINE_SECONDS = float(
+    os.environ.get("LIVEAUDIO_SHUTDOWN_DEADLINE_SECONDS", "9")
+)

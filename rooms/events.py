@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from rooms import rendering
+from rooms import lifecycle, rendering
 from rooms.models import Message, Room
 from rooms.selectors import message_state, room_state
+
+log = logging.getLogger(__name__)
 
 
 def room_group(room_pk: int) -> str:
@@ -121,8 +124,23 @@ def _send_message(message_pk: int) -> None:
 
 
 def _group_send(group: str, payload: dict) -> None:
+    if _server_loop_gone(group):
+        return
     async_to_sync(get_channel_layer().group_send)(group, payload)
 
 
 def _channel_send(channel_name: str, payload: dict) -> None:
+    if _server_loop_gone(channel_name):
+        return
     async_to_sync(get_channel_layer().send)(channel_name, payload)
+
+
+def _server_loop_gone(to: str) -> bool:
+    """``async_to_sync`` runs the send on the server's event loop and waits: once that loop
+    has stopped (the process is exiting) it would wait forever, and the process with it.
+    Nobody is left to receive it in this process; other processes repair from the database
+    (``rooms.presence``, the room's revision)."""
+    if lifecycle.loop_stopped():
+        log.warning("not sent to %s: the server's event loop has stopped", to)
+        return True
+    return False

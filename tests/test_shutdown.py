@@ -1,0 +1,89 @@
+"""SIGTERM on the real server (daphne, in a subprocess): a graceful stop within 10 s, sockets
+told to reconnect (close 4013), members offline; and a hard deadline when a write hangs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rooms.lifecycle import CLOSE_SERVER_RESTARTING
+from tests.live_clients import LiveClient, demo_app_from_sqlite, online_users
+from tests.servers import LiveServer
+
+pytestmark = pytest.mark.asyncio
+EXIT_WITHIN = 10  # seconds, from the signal
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path, {"LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS": "0.5"})
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait(5)
+
+
+def online_in_database(server: LiveServer) -> set[str]:
+    with sqlite3.connect(server.env["LIVEAUDIO_SQLITE_PATH"]) as conn:
+        rows = conn.execute("SELECT user_id FROM rooms_member WHERE online").fetchall()
+    return {user_id for (user_id,) in rows}
+
+
+def exit_code_after_sigterm(server: LiveServer) -> tuple[int, float]:
+    began = time.monotonic()
+    os.kill(server.process.pid, signal.SIGTERM)
+    try:
+        code = server.process.wait(EXIT_WITHIN)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server still runs {EXIT_WITHIN} s after SIGTERM")
+    return code, time.monotonic() - began
+
+
+async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) -> None:
+    app = demo_app_from_sqlite(server)
+    people = [await LiveClient.join(server, app, f"user-{i}") for i in range(8)]
+    leaving, staying = people[:4], people[4:]
+    for person in leaving:
+        # The close handshake is done; the server's disconnects (member offline, the room
+        # told) are running when the signal comes.
+        await person.socket.close()
+    code, took = exit_code_after_sigterm(server)
+    assert code == 0  # graceful, not the hard deadline
+    for person in staying:
+        assert await person.wait_closed() == CLOSE_SERVER_RESTARTING
+    assert online_in_database(server) == set()
+    assert took < EXIT_WITHIN
+
+
+async def test_sigterm_exits_by_its_deadline_when_a_write_hangs(server: LiveServer) -> None:
+    app = demo_app_from_sqlite(server)
+    ada = await LiveClient.join(server, app, "ada")
+    bob = await LiveClient.join(server, app, "bob")
+    # Another writer holds the database: ada's disconnect waits on it (SQLite's 20 s timeout).
+    blocker = sqlite3.connect(server.env["LIVEAUDIO_SQLITE_PATH"], isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        await ada.socket.close()
+        code, took = exit_code_after_sigterm(server)
+        assert await bob.wait_closed() == CLOSE_SERVER_RESTARTING
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert code == 1  # the deadline ended it
+    assert took < EXIT_WITHIN
+    # Neither disconnect was written; the next start repairs both.
+    assert online_in_database(server) == {"ada", "bob"}
+    server.start(set_up=False)
+    carol = await LiveClient.join(server, app, "carol")
+    state = await carol.wait_state(lambda state: online_users(state) == {"carol"})
+    assert online_users(state) == {"carol"}
+    assert online_in_database(server) == {"carol"}
+    await carol.socket.close()
