@@ -103,6 +103,12 @@ def _database() -> dict[str, object]:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Messages a socket's channel may hold before the layer drops new ones (silently). Channels'
+# default, 100, is a join storm's worth in a room of 100: a socket busy sending its frames
+# then lost updates. Messages are small (the state string is shared) and a socket drains
+# its channel in microseconds once its loop gets to it; a loss is still repaired from the
+# room's revision (rooms/realtime/watch.py).
+CHANNEL_CAPACITY = int(os.environ.get("LIVEAUDIO_CHANNEL_CAPACITY", "2000"))
 _redis_url = os.environ.get("LIVEAUDIO_REDIS_URL", "")
 if _redis_url:
     CHANNEL_LAYERS = {
@@ -111,12 +117,18 @@ if _redis_url:
             "CONFIG": {
                 "hosts": [_redis_url],
                 "prefix": os.environ.get("LIVEAUDIO_REDIS_PREFIX", "liveaudio"),
+                "capacity": CHANNEL_CAPACITY,
             },
         }
     }
 else:
-    # Channels' own, with channel names that name their process (rooms/presence.py).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "rooms.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            # Channels' own, with channel names that name their process (rooms/presence.py).
+            "BACKEND": "rooms.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY},
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
