@@ -13,8 +13,11 @@ def new_app_sign() -> str:
     return secrets.token_hex(32)
 
 
+# The one statement of what a room ID may be: the model, forms, the HTTP API's schema and
+# the socket's URLs all use it.
+ROOM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 room_id_validator = RegexValidator(
-    r"^[A-Za-z0-9_.-]{1,64}$", "Room IDs are 1-64 letters, digits, '_', '.' or '-'."
+    ROOM_ID_PATTERN, "Room IDs are 1-64 letters, digits, '_', '.' or '-'."
 )
 
 

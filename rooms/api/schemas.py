@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rooms.models import ROOM_ID_PATTERN
 from rooms.tokens import MAX_USER_ID, MAX_USER_NAME
 
-ROOM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 3600
 MAX_TEXT = 1000  # Message.text; LIVEAUDIO_MESSAGE_MAX_CHARS
