@@ -246,6 +246,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=text)
 
     async def _leave_groups(self) -> None:
-        for group in self._groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self._groups = ()
+        groups, self._groups = self._groups, ()
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:  # the channel layer is down: the group expires by itself
+                log.warning("leaving %s failed: %r", group, exc)
