@@ -1,0 +1,71 @@
+// The controller's calls, in the one table both sides read: the SDK in the integrator's page
+// (embed.js, which is built from these modules) makes a controller member of each entry, and
+// the bridge in the iframe (bridge.js) answers each. The tables below are JSON (quoted keys,
+// no comments, no trailing commas): tests/test_sdk_calls.py reads them and checks every
+// socket action they name against the server's action registry (rooms/realtime/actions.py).
+//
+// member -> one of
+//   "not_available"                        the server has no feature for it yet: the bridge
+//                                          rejects it with code not_available
+//   {"action": A, "args": [...], "options": {...}}
+//                                          sent as socket action A: positional arguments
+//                                          become the fields named in "args", then one
+//                                          options object whose fields (with these defaults;
+//                                          null: left out) are sent too. Resolves true.
+//   {"action": A | [A, ...], "bridge": true}
+//                                          bridge.js has its own handler (a confirmation
+//                                          first, a fan-out, local state) using action(s) A
+//   {"bridge": true}                       handled in the iframe alone, no socket action
+export const CALLS = {
+  "leave": {"action": "room.leave", "bridge": true},
+  "hideInMemberList": {"bridge": true},
+  "message.send": {"action": "message.send", "bridge": true},
+  "seat.muteLocally": {"action": "seat.muteLocallyByUserID", "bridge": true},
+  "seat.muteLocallyByUserID": {"action": "seat.muteLocallyByUserID", "bridge": true},
+  "seat.host.open": {"action": "seat.host.open", "options": {"targetIndex": -1}},
+  "seat.host.close": {"action": "seat.host.close", "options": {"targetIndex": -1}},
+  "seat.host.removeSpeaker": {"action": "seat.host.removeSpeaker", "bridge": true},
+  "seat.host.acceptTakingRequest": {"action": "seat.host.acceptTakingRequest", "args": ["userID"]},
+  "seat.host.rejectTakingRequest": {"action": "seat.host.rejectTakingRequest", "args": ["userID"]},
+  "seat.host.inviteToTake": {"action": "seat.host.inviteToTake", "args": ["userID"]},
+  "seat.host.mute": {"action": ["seat.host.mute", "seat.host.muteByUserID"], "bridge": true},
+  "seat.host.muteByUserID": {"action": "seat.host.muteByUserID", "args": ["userID"], "options": {"muted": true}},
+  "seat.audience.take": {"action": "seat.audience.take", "args": ["index"]},
+  "seat.audience.applyToTake": {"action": "seat.audience.applyToTake"},
+  "seat.audience.cancelTakingRequest": {"action": "seat.audience.cancelTakingRequest"},
+  "seat.audience.acceptTakingInvitation": {"action": "seat.audience.acceptTakingInvitation"},
+  "seat.speaker.leave": {"action": "seat.speaker.leave", "bridge": true},
+  "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
+  "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
+  "audioVideo.sendSEI": "not_available",
+  "media.play": "not_available",
+  "media.stop": "not_available",
+  "media.destroy": "not_available",
+  "media.pause": "not_available",
+  "media.resume": "not_available",
+  "media.seekTo": "not_available",
+  "media.setVolume": "not_available",
+  "media.muteLocal": "not_available",
+  "media.pickPureAudioFile": "not_available",
+  "media.pickVideoFile": "not_available",
+  "media.pickFile": "not_available",
+  "room.updateProperty": "not_available",
+  "room.updateProperties": "not_available",
+  "room.deleteProperties": "not_available",
+  "room.queryProperties": "not_available",
+  "room.sendCommand": "not_available"
+};
+
+// The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
+// throws) for now.
+export const STREAMS = {
+  "audioVideo.seiStream": "not_available",
+  "room.propertiesStream": "not_available",
+  "room.commandReceivedStream": "not_available"
+};
+
+export const NOT_AVAILABLE = "not_available";
+
+export function notAvailableMessage(member) {
+  return member + " is not available on this server yet.";
+}
