@@ -3,7 +3,8 @@
 //
 // - It talks to one origin only, the parent page's (`data-parent-origin` on #room, written by
 //   the server from the embed session); a message from any other origin or window is ignored.
-// - Calls: {liveaudio: 1, id, method, args} -> {liveaudio: 1, id, ok, result | error}.
+// - Calls: {liveaudio: 1, id, method, args} -> {liveaudio: 1, id, ok, result | error}. The
+//   methods are the controller members of sdk/calls.js, the table the SDK is built from too.
 // - Pushes: {liveaudio: 1, push: "state" | "event" | "message" | "ready" | "ended" | "error" |
 //   "decide", ...}. The state is pushed after every change, before the events of that
 //   change, so the parent's getters are already true when its callbacks run.
@@ -11,26 +12,16 @@
 //   ({push: "decide", id, name, payload} -> {liveaudio: 1, id, decision}); a null decision
 //   (no callback there) leaves the question to the widget's own dialog.
 
-const liveaudio = window.liveaudio;
+import { liveaudio } from "./room.js";
+import { CALLS, NOT_AVAILABLE, notAvailableMessage } from "./sdk/calls.js";
+import { failure } from "./sdk/util.js";
+
 const room = document.getElementById("room");
 const parentOrigin = room?.dataset.parentOrigin ?? "";
 // Framed by a page that made an embed session: otherwise (the older token URL, or the page
 // opened on its own) there is nobody to talk to, and the widget decides everything itself.
 const framed = Boolean(parentOrigin) && window.parent !== window;
 const SPEAKING_LEVEL = 0.02; // a level above this is someone speaking (levels are 0..1)
-
-// Members of the controller that the server has no feature for yet: a clear refusal.
-const NOT_AVAILABLE = [
-  "media.play", "media.stop", "media.destroy", "media.pause", "media.resume", "media.seekTo",
-  "media.setVolume", "media.muteLocal", "media.pickPureAudioFile", "media.pickVideoFile",
-  "media.pickFile", "audioVideo.sendSEI", "audioVideo.seiStream", "room.updateProperty",
-  "room.updateProperties", "room.deleteProperties", "room.queryProperties", "room.sendCommand",
-  "room.propertiesStream", "room.commandReceivedStream",
-];
-
-function failure(code, message) {
-  return Object.assign(new Error(message), { code });
-}
 
 const ask = (action, args = {}) => liveaudio.request(action, args);
 const done = (promise) => promise.then(() => true);
@@ -43,21 +34,13 @@ function occupants({ exceptMe = false } = {}) {
     .filter((id) => !exceptMe || id !== liveaudio.userID);
 }
 
-async function muteLocally(userIDs, muted) {
+async function muteLocally(action, userIDs, muted) {
   let result = { mutedUserIDs: [...liveaudio.localMutes] };
   for (const userID of userIDs) {
-    result = await ask("seat.muteLocallyByUserID", { userID, muted });
+    result = await ask(action, { userID, muted });
   }
   liveaudio.setLocalMutes(result.mutedUserIDs);
   pushState();
-  return true;
-}
-
-async function hostMute(targetIndex, muted) {
-  if (targetIndex !== -1) return done(ask("seat.host.mute", { targetIndex, muted }));
-  for (const userID of occupants({ exceptMe: true })) {
-    await ask("seat.host.muteByUserID", { userID, muted });
-  }
   return true;
 }
 
@@ -71,64 +54,80 @@ function nameOf(userID) {
   return liveaudio.state?.members.find((m) => m.user_id === userID)?.user_name ?? userID;
 }
 
-// The controller's calls that need the room: method -> (...args) => Promise<result>.
-const METHODS = {
-  async leave({ showConfirmation = true } = {}) {
+// The calls that calls.js marks {"bridge": true}: member -> (action, ...args) => result, where
+// `action` is the entry's socket action (or list of them).
+const HANDLERS = {
+  async leave(action, { showConfirmation = true } = {}) {
     if (showConfirmation && !(await liveaudio.decide("leave", {}))) return false;
-    await ask("room.leave");
+    await ask(action);
     return true;
   },
-  hideInMemberList(userIDs = []) {
-    liveaudio.hideInMemberList(userIDs.map(String));
+  hideInMemberList(_, userIDs = []) {
+    liveaudio.hideInMemberList([].concat(userIDs ?? []).map(String));
     pushState();
     return true;
   },
-  "message.send": (text) => ask("message.send", { message: String(text ?? "") }),
-  "seat.muteLocally": ({ targetIndex = -1, muted = true } = {}) => {
+  "message.send": (action, text) => ask(action, { message: String(text ?? "") }),
+  "seat.muteLocally": (action, { targetIndex = -1, muted = true } = {}) => {
     const userID = targetIndex === -1 ? null : userOn(targetIndex);
     if (targetIndex !== -1 && !userID) throw failure("seat_empty", `Seat ${targetIndex} is empty.`);
-    return muteLocally(userID ? [userID] : occupants({ exceptMe: true }), muted);
+    return muteLocally(action, userID ? [userID] : occupants({ exceptMe: true }), muted);
   },
-  "seat.muteLocallyByUserID": (userID, { muted = true } = {}) => muteLocally([userID], muted),
-  "seat.host.open": ({ targetIndex = -1 } = {}) => done(ask("seat.host.open", { targetIndex })),
-  "seat.host.close": ({ targetIndex = -1 } = {}) => done(ask("seat.host.close", { targetIndex })),
-  async "seat.host.removeSpeaker"(userID, { showDialogConfirm = true } = {}) {
+  "seat.muteLocallyByUserID": (action, userID, { muted = true } = {}) =>
+    muteLocally(action, [userID], muted),
+  async "seat.host.removeSpeaker"(action, userID, { showDialogConfirm = true } = {}) {
     const text = `Take ${nameOf(userID)} off their seat?`;
     if (showDialogConfirm && !(await liveaudio.decide("confirm", { text }))) return false;
-    return done(ask("seat.host.removeSpeaker", { userID }));
+    return done(ask(action, { userID }));
   },
-  "seat.host.acceptTakingRequest": (userID) =>
-    done(ask("seat.host.acceptTakingRequest", { userID })),
-  "seat.host.rejectTakingRequest": (userID) =>
-    done(ask("seat.host.rejectTakingRequest", { userID })),
-  "seat.host.inviteToTake": (userID) => done(ask("seat.host.inviteToTake", { userID })),
-  "seat.host.mute": ({ targetIndex = -1, muted = true } = {}) => hostMute(targetIndex, muted),
-  "seat.host.muteByUserID": (userID, { muted = true } = {}) =>
-    done(ask("seat.host.muteByUserID", { userID, muted })),
-  "seat.audience.take": (index) => done(ask("seat.audience.take", { index })),
-  "seat.audience.applyToTake": () => done(ask("seat.audience.applyToTake")),
-  "seat.audience.cancelTakingRequest": () => done(ask("seat.audience.cancelTakingRequest")),
-  "seat.audience.acceptTakingInvitation": () =>
-    done(ask("seat.audience.acceptTakingInvitation")),
-  async "seat.speaker.leave"({ showDialog = true } = {}) {
+  async "seat.host.mute"([byIndex, byUserID], { targetIndex = -1, muted = true } = {}) {
+    if (targetIndex !== -1) return done(ask(byIndex, { targetIndex, muted }));
+    for (const userID of occupants({ exceptMe: true })) {
+      await ask(byUserID, { userID, muted });
+    }
+    return true;
+  },
+  async "seat.speaker.leave"(action, { showDialog = true } = {}) {
     const text = "Leave your seat?";
     if (showDialog && !(await liveaudio.decide("confirm", { text }))) return false;
-    return done(ask("seat.speaker.leave"));
+    return done(ask(action));
   },
-  "audioVideo.microphone.turnOn": (isOn, { userID } = {}) =>
-    done(ask("microphone.turnOn", userID ? { isOn: Boolean(isOn), userID } : { isOn: Boolean(isOn) })),
-  "audioVideo.microphone.switchState": ({ userID } = {}) =>
-    done(ask("microphone.switchState", userID ? { userID } : {})),
+  "audioVideo.microphone.turnOn": (action, isOn, { userID } = {}) =>
+    done(ask(action, userID ? { isOn: Boolean(isOn), userID } : { isOn: Boolean(isOn) })),
 };
 
-async function call(method, args) {
-  if (NOT_AVAILABLE.includes(method)) {
-    throw failure("not_available", `${method} is not available on this server yet.`);
+// One table, two ends: a member marked for the bridge without a handler here (or a handler
+// for no such member) is a mistake to see at once, not a call that fails one day.
+for (const [member, entry] of Object.entries(CALLS)) {
+  if (entry.bridge && !Object.hasOwn(HANDLERS, member)) {
+    console.error(`liveaudio: calls.js marks ${member} for the bridge, which has no handler`);
   }
-  const run = Object.hasOwn(METHODS, method) ? METHODS[method] : null;
-  if (!run) throw failure("unknown_method", `There is no controller member ${method}.`);
+}
+for (const member of Object.keys(HANDLERS)) {
+  if (!CALLS[member]?.bridge) console.error(`liveaudio: ${member} is not a bridge call in calls.js`);
+}
+
+// The plain calls: positional arguments into the fields "args" names, then one options
+// object with the fields (and defaults) "options" names; null means "leave it out".
+function sendPlain({ action, args: names = [], options = {} }, args) {
+  const fields = {};
+  names.forEach((name, i) => { fields[name] = args[i]; });
+  const given = args[names.length] ?? {};
+  for (const [name, fallback] of Object.entries(options)) {
+    const value = given[name] ?? fallback;
+    if (value !== null && value !== undefined) fields[name] = value;
+  }
+  return done(ask(action, fields));
+}
+
+async function call(method, args) {
+  const entry = Object.hasOwn(CALLS, method) ? CALLS[method] : null;
+  if (!entry) throw failure("unknown_method", `There is no controller member ${method}.`);
+  if (entry === NOT_AVAILABLE) throw failure("not_available", notAvailableMessage(method));
   if (liveaudio.closed) throw failure("room_left", "This user is no longer in the room.");
-  return run(...(Array.isArray(args) ? args : []));
+  const list = Array.isArray(args) ? args : [];
+  if (entry.bridge) return HANDLERS[method](entry.action, ...list);
+  return sendPlain(entry, list);
 }
 
 // --- talking to the parent -----------------------------------------------------------------
