@@ -134,12 +134,9 @@ function me(state = liveaudio.state) {
   return state?.members.find((m) => m.user_id === liveaudio.userID) ?? null;
 }
 
+// The server's rule (rooms.roles), computed into the state it sends: read, never re-derived.
 function hasHostPermissions(state) {
-  const self = me(state);
-  if (!self) return false;
-  if (self.role === "host") return true;
-  const hostHere = state.members.some((m) => m.role === "host" && m.online);
-  return self.role === "cohost" && !hostHere;
+  return Boolean(me(state)?.has_host_permissions);
 }
 
 // What the widget tells the user about requests and invitations (an embedding page gets the
