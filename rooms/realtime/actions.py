@@ -114,12 +114,12 @@ def ping(socket: RoomConsumer) -> None:
 
 @action("seat.take", "seat.audience.take", args=(INDEX,))
 def seat_take(socket: RoomConsumer, *, index: int) -> dict:
-    return {"index": services.seat_take(member=socket.member, index=index).index}
+    return {"index": services.seat_take(member=socket.me, index=index).index}
 
 
 @action("seat.leave", "seat.speaker.leave")
 def seat_leave(socket: RoomConsumer) -> None:
-    services.seat_leave(member=socket.member)
+    services.seat_leave(member=socket.me)
 
 
 @action("seat.host.close", args=(may("targetIndex", protocol.integer),), permission=H)
@@ -133,9 +133,7 @@ def seat_open(socket: RoomConsumer, *, target_index: int = -1) -> dict:
 
 
 def _set_locked(socket: RoomConsumer, index: int, *, locked: bool) -> list[int]:
-    return services.seat_set_locked(
-        room=socket.room, actor=socket.member, index=index, locked=locked
-    )
+    return services.seat_set_locked(room=socket.room, actor=socket.me, index=index, locked=locked)
 
 
 MUTED = may("muted", protocol.boolean)
@@ -144,19 +142,19 @@ MUTED = may("muted", protocol.boolean)
 @action("seat.host.mute", args=(need("targetIndex", protocol.integer), MUTED), permission=H)
 def seat_host_mute(socket: RoomConsumer, *, target_index: int, muted: bool = True) -> dict:
     user_id = services.seat_host_mute(
-        room=socket.room, actor=socket.member, index=target_index, muted=muted
+        room=socket.room, actor=socket.me, index=target_index, muted=muted
     )
     return {"userID": user_id}
 
 
 @action("seat.host.muteByUserID", args=(USER, MUTED), permission=H)
 def seat_host_mute_user(socket: RoomConsumer, *, user_id: str, muted: bool = True) -> None:
-    services.microphone_turn_on(member=socket.member, is_on=not muted, user_id=user_id)
+    services.microphone_turn_on(member=socket.me, is_on=not muted, user_id=user_id)
 
 
 @action("seat.host.removeSpeaker", args=(USER,), permission=H)
 def seat_remove_speaker(socket: RoomConsumer, *, user_id: str) -> None:
-    services.seat_remove_speaker(actor=socket.member, user_id=user_id)
+    services.seat_remove_speaker(actor=socket.me, user_id=user_id)
 
 
 @action(
@@ -165,7 +163,7 @@ def seat_remove_speaker(socket: RoomConsumer, *, user_id: str) -> None:
     permission=Permission.HOST,
 )
 def seat_set_cohost(socket: RoomConsumer, *, user_id: str, is_co_host: bool = True) -> None:
-    services.cohost_set(actor=socket.member, user_id=user_id, is_cohost=is_co_host)
+    services.cohost_set(actor=socket.me, user_id=user_id, is_cohost=is_co_host)
 
 
 @action("seat.muteLocally", args=(need("targetIndex", protocol.integer), MUTED), db=False)
@@ -187,13 +185,13 @@ def seat_mute_user_locally(socket: RoomConsumer, *, user_id: str, muted: bool = 
 
 @action("seat.audience.applyToTake", args=(may("index", protocol.integer),), db=False)
 async def seat_apply(socket: RoomConsumer, *, index: int | None = None) -> None:
-    await socket.in_thread(services.seat_request_apply, member=socket.member, index=index)
+    await socket.in_thread(services.seat_request_apply, member=socket.me, index=index)
     _expire_tickets_later(socket)
 
 
 @action("seat.host.inviteToTake", args=(USER,), permission=H, db=False)
 async def seat_invite(socket: RoomConsumer, *, user_id: str) -> None:
-    await socket.in_thread(services.seat_invite, actor=socket.member, user_id=user_id)
+    await socket.in_thread(services.seat_invite, actor=socket.me, user_id=user_id)
     _expire_tickets_later(socket)
 
 
@@ -205,27 +203,27 @@ def _expire_tickets_later(socket: RoomConsumer) -> None:
 
 @action("seat.audience.cancelTakingRequest")
 def seat_request_cancel(socket: RoomConsumer) -> None:
-    services.seat_request_cancel(member=socket.member)
+    services.seat_request_cancel(member=socket.me)
 
 
 @action("seat.audience.acceptTakingInvitation")
 def seat_invitation_accept(socket: RoomConsumer) -> dict:
-    return {"index": services.seat_invitation_accept(member=socket.member).index}
+    return {"index": services.seat_invitation_accept(member=socket.me).index}
 
 
 @action("seat.audience.rejectTakingInvitation")
 def seat_invitation_reject(socket: RoomConsumer) -> None:
-    services.seat_invitation_reject(member=socket.member)
+    services.seat_invitation_reject(member=socket.me)
 
 
 @action("seat.host.acceptTakingRequest", args=(USER,), permission=H)
 def seat_request_accept(socket: RoomConsumer, *, user_id: str) -> dict:
-    return {"index": services.seat_request_accept(actor=socket.member, user_id=user_id).index}
+    return {"index": services.seat_request_accept(actor=socket.me, user_id=user_id).index}
 
 
 @action("seat.host.rejectTakingRequest", args=(USER,), permission=H)
 def seat_request_reject(socket: RoomConsumer, *, user_id: str) -> None:
-    services.seat_request_reject(actor=socket.member, user_id=user_id)
+    services.seat_request_reject(actor=socket.me, user_id=user_id)
 
 
 # --- reads of the seed's seat controller, answered from the current state ----------------------
@@ -269,12 +267,12 @@ def seat_user_map(socket: RoomConsumer) -> dict[str, str]:
     "microphone.turnOn", args=(need("isOn", protocol.boolean), may("userID", protocol.identifier))
 )
 def microphone_turn_on(socket: RoomConsumer, *, is_on: bool, user_id: str | None = None) -> None:
-    services.microphone_turn_on(member=socket.member, is_on=is_on, user_id=user_id)
+    services.microphone_turn_on(member=socket.me, is_on=is_on, user_id=user_id)
 
 
 @action("microphone.switchState", args=(may("userID", protocol.identifier),))
 def microphone_switch(socket: RoomConsumer, *, user_id: str | None = None) -> None:
-    services.microphone_switch(member=socket.member, user_id=user_id)
+    services.microphone_switch(member=socket.me, user_id=user_id)
 
 
 # --- room life and moderation -----------------------------------------------------------------
@@ -287,17 +285,17 @@ async def room_leave(socket: RoomConsumer) -> None:
 
 @action("room.end", permission=H)
 def room_end(socket: RoomConsumer) -> None:
-    services.room_end(room=socket.room, by=socket.member)
+    services.room_end(room=socket.room, by=socket.me)
 
 
 @action("member.kick", args=(USER,), permission=H)
 def member_kick(socket: RoomConsumer, *, user_id: str) -> None:
-    services.member_kick_by_user_id(actor=socket.member, user_id=user_id)
+    services.member_kick_by_user_id(actor=socket.me, user_id=user_id)
 
 
 @action("member.ban", args=(USER,), permission=H)
 def member_ban(socket: RoomConsumer, *, user_id: str) -> None:
-    services.member_kick_by_user_id(actor=socket.member, user_id=user_id, ban=True)
+    services.member_kick_by_user_id(actor=socket.me, user_id=user_id, ban=True)
 
 
 # --- chat and media ---------------------------------------------------------------------------
@@ -308,7 +306,7 @@ def member_ban(socket: RoomConsumer, *, user_id: str) -> None:
     args=(need("message", protocol.message_text), may("attributes", protocol.json_object)),
 )
 def message_send(socket: RoomConsumer, *, message: str, attributes: dict | None = None) -> dict:
-    sent = services.message_send(member=socket.member, text=message, attributes=attributes)
+    sent = services.message_send(member=socket.me, text=message, attributes=attributes)
     return {"messageID": sent.pk}
 
 

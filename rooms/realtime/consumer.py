@@ -141,6 +141,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
                 await self._send_json({"type": "onEnded", "reason": "localLeave"})
                 await self.close(code=1000)
 
+    @property
+    def me(self) -> Member:
+        """The acting member, for handlers (which run only while the user is in the room)."""
+        if self.member is None:
+            raise services.ServiceError("not_permitted", "You are not in this room.")
+        return self.member
+
     async def _run(self, declared: actions.Action, arguments: dict[str, Any]) -> Any:
         if declared.is_async:
             return await declared.handler(self, **arguments)
@@ -153,7 +160,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
 
     async def leave(self) -> None:
         """``room.leave``: the reply first, then ``onEnded`` and a normal close."""
-        await self.in_thread(services.member_leave, member=self.member)
+        await self.in_thread(services.member_leave, member=self.me)
         self.member = None
         await self.media.release()
         self._close_after_reply = True

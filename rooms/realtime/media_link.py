@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -26,7 +26,9 @@ PEER_CLOSED_MESSAGES = {
 
 
 class MediaLink:
-    def __init__(self, room: Any, user_id: str, send: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self, room: Any, user_id: str, send: Callable[[str], Coroutine[Any, Any, None]]
+    ) -> None:
         self.room, self.user_id, self._send = room, user_id, send
         self.local_mutes: frozenset[str] = frozenset()
         self._levels_sent: str | None = None  # the last levels frame this socket got

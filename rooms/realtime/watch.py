@@ -43,8 +43,8 @@ class RevisionWatch:
 
     def forget(self, socket: RoomConsumer) -> None:
         room = getattr(socket, "room", None)
-        sockets = self.rooms.get(room.pk) if room is not None else None
-        if sockets is not None:
+        if room is not None and room.pk in self.rooms:
+            sockets = self.rooms[room.pk]
             sockets.discard(socket)
             if not sockets:
                 del self.rooms[room.pk]
