@@ -45,14 +45,15 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from rooms.media.codec import decode_pcm, new_opus_decoder
-from rooms.media.ice import (
+from rooms.media.ice import rtc_configuration
+from rooms.media.patches import (
     install_consent_leak_fix,
+    install_datagram_drain,
+    jitter_buffer,
+    replace_jitter_buffer,
     restrict_host_candidates_to_loopback,
-    rtc_configuration,
 )
 from rooms.media.playout import TimestampUnwrapper
-from rooms.media.receiver_tap import _JITTER_BUFFER_ATTR
-from rooms.media.sockets import install_datagram_drain
 
 if TYPE_CHECKING:
     from rooms.media.peer import MediaPeer
@@ -324,11 +325,8 @@ class Bot:
 
 
 def _install_tap(receiver: Any, *, forward: bool, probe: BurstProbe | None) -> PacketTap:
-    inner = getattr(receiver, _JITTER_BUFFER_ATTR, None)
-    if inner is None:
-        raise RuntimeError("aiortc's RTCRtpReceiver changed: no jitter buffer to replace")
-    tap = PacketTap(inner, forward=forward, probe=probe)
-    setattr(receiver, _JITTER_BUFFER_ATTR, tap)
+    tap = PacketTap(jitter_buffer(receiver), forward=forward, probe=probe)
+    replace_jitter_buffer(receiver, tap)
     return tap
 
 

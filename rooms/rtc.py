@@ -8,12 +8,9 @@ from functools import cache
 from aiortc import RTCIceServer
 from django.conf import settings
 
-from rooms.media import (
-    MediaEngine,
-    install_fast_audio_level,
-    restrict_host_candidates_to_loopback,
-)
+from rooms.media import MediaEngine, MediaFrontEnd
 from rooms.media.engine import DEFAULT_SWITCH_INTERVAL
+from rooms.media.patches import install_server_patches
 from rooms.media.worker import MediaProcess, WorkerConfig
 from rooms.selectors import RoomState
 
@@ -23,13 +20,14 @@ def ice_servers() -> list[RTCIceServer]:
 
 
 @cache
-def media_hub() -> MediaEngine | MediaProcess:
+def media_hub() -> MediaFrontEnd:
     """One media engine per server process, made on first use. Close it with `close()`.
 
     By default its hub runs in a media worker process of its own (`MediaProcess`), so
     nothing daphne does delays the mixing clock, not even the GIL; with
     `LIVEAUDIO_MEDIA_PROCESS=0` it runs on a thread of this process (`MediaEngine`), where
-    tests can inspect its peers directly.
+    tests can inspect its peers directly. Either refuses to start (`UnsupportedVersion`)
+    with an aiortc or aioice that `rooms.media.patches` was not written for.
     """
     if settings.LIVEAUDIO_MEDIA_PROCESS:
         return MediaProcess(
@@ -39,9 +37,7 @@ def media_hub() -> MediaEngine | MediaProcess:
                 loopback_only=settings.LIVEAUDIO_ICE_LOOPBACK_ONLY,
             )
         )
-    if settings.LIVEAUDIO_ICE_LOOPBACK_ONLY:
-        restrict_host_candidates_to_loopback()
-    install_fast_audio_level()
+    install_server_patches(loopback_only=settings.LIVEAUDIO_ICE_LOOPBACK_ONLY)
     return MediaEngine(
         ice_servers=ice_servers(),
         connect_timeout=settings.LIVEAUDIO_MEDIA_CONNECT_TIMEOUT,

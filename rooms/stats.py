@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from rooms.media.engine import MediaEngine
+from rooms.media import MediaFrontEnd
 from rooms.media.report import hub_report, process_report
 from rooms.media.worker import MediaProcess, hub_counts
 from rooms.rtc import media_hub
@@ -37,14 +37,14 @@ def _is_loopback(address: str | None) -> bool:
         return False
 
 
-def _running_engine() -> MediaEngine | MediaProcess | None:
+def _running_engine() -> MediaFrontEnd | None:
     # Asking must not build an engine (and patch ICE) in a process that never had one.
     if media_hub.cache_info().currsize == 0 or not media_hub().running:
         return None
     return media_hub()
 
 
-async def _hub_report(engine: MediaEngine | MediaProcess | None) -> dict:
+async def _hub_report(engine: MediaFrontEnd | None) -> dict:
     if engine is None:
         return {"counts": {"rooms": 0, "peers": 0, "level_listeners": 0}, "rooms": []}
     # Built where the hub runs, so its dicts are never read while they change.

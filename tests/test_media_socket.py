@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from bench.bot import FRAME_SECONDS, Bot
 from rooms import services
 from rooms.media import restrict_host_candidates_to_loopback, rtc_configuration
-from rooms.media.ice import install_close_race_fix
+from rooms.media.patches import install_close_race_fix
 from rooms.models import App, Member, Role, Room
 from rooms.rtc import media_hub
 from tests.socket_client import Participant

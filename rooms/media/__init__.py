@@ -1,23 +1,33 @@
 """liveaudio's media engine: server-side WebRTC peers, playout, mixing (plain asyncio).
 
-The Django/Channels consumer drives it; nothing here imports Django.
+The Django/Channels consumer drives it through a `MediaFrontEnd`; nothing here imports
+Django. Every patch of an aiortc, aioice or asyncio internal is in `patches`.
 """
 
 from __future__ import annotations
 
 from .engine import MediaEngine
 from .errors import MediaError
+from .frontend import MediaFrontEnd
 from .hub import MediaHub
-from .ice import restore_host_candidates, restrict_host_candidates_to_loopback, rtc_configuration
-from .levels import install_fast_audio_level, rms_level
+from .ice import rtc_configuration
+from .levels import rms_level
 from .mixer import MixerStats, RoomMixer
 from .outbound import MixedAudioTrack
+from .patches import (
+    UnsupportedVersion,
+    check_versions,
+    install_fast_audio_level,
+    restore_host_candidates,
+    restrict_host_candidates_to_loopback,
+)
 from .peer import MediaPeer, validate_offer
 from .playout import PlayoutBuffer, PlayoutFrame
 
 __all__ = [
     "MediaEngine",
     "MediaError",
+    "MediaFrontEnd",
     "MediaHub",
     "MediaPeer",
     "MixedAudioTrack",
@@ -25,6 +35,8 @@ __all__ = [
     "PlayoutBuffer",
     "PlayoutFrame",
     "RoomMixer",
+    "UnsupportedVersion",
+    "check_versions",
     "install_fast_audio_level",
     "restore_host_candidates",
     "restrict_host_candidates_to_loopback",

@@ -13,7 +13,7 @@ TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 MIX_BITRATE = 32000
 
 
-def new_opus_encoder(bitrate: int = MIX_BITRATE) -> av.CodecContext:
+def new_opus_encoder(bitrate: int = MIX_BITRATE) -> av.AudioCodecContext:
     """A mono 48 kHz voice encoder with in-band FEC.
 
     `fec` + `packet_loss` make libopus embed a low-bitrate copy of the previous
@@ -31,7 +31,7 @@ def new_opus_encoder(bitrate: int = MIX_BITRATE) -> av.CodecContext:
     return encoder
 
 
-def new_opus_decoder() -> av.CodecContext:
+def new_opus_decoder() -> av.AudioCodecContext:
     """A decoder that always yields mono s16 at 48 kHz, whatever the sender encoded."""
     decoder = av.CodecContext.create("libopus", "r")
     decoder.sample_rate = SAMPLE_RATE
@@ -49,7 +49,7 @@ def pcm_frame(pcm: np.ndarray, pts: int) -> av.AudioFrame:
     return frame
 
 
-def decode_pcm(decoder: av.CodecContext, payload: bytes) -> np.ndarray | None:
+def decode_pcm(decoder: av.AudioCodecContext, payload: bytes) -> np.ndarray | None:
     """Decode one Opus payload to int16 mono PCM; None if it is corrupt.
 
     An empty payload would be taken by FFmpeg as end-of-stream (and leave the

@@ -5,7 +5,8 @@ send, template render and JSON dump, and at 100 listeners most of its ticks star
 On its own loop the clock only waits for media work (and for the GIL, which is why the
 engine shortens the interpreter's switch interval).
 
-The engine offers the hub's API to code running on *another* loop (daphne's):
+The engine offers the hub's API (`frontend.MediaFrontEnd`) to code running on *another*
+loop (daphne's):
 - coroutines (`offer`, `release`, `close`) run on the media loop and are awaited from the
   caller's loop; their exceptions (`MediaError`) reach the caller;
 - rule changes (`set_audible`, `set_local_mutes`, `release_later`, `cancel_release`) are
@@ -27,10 +28,10 @@ from typing import Any, TypeVar
 
 from aiortc import RTCIceServer
 
-from .hub import LevelsListener, MediaHub, RoomMedia
+from .frontend import HubRelay
+from .hub import MediaHub, RoomMedia
 from .mixer import RoomMixer
 from .peer import MediaPeer
-from .subscribers import AudibleMemory, RoomSubscribers
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ DEFAULT_SWITCH_INTERVAL = 0.001
 STOP_TIMEOUT = 10.0
 
 
-
-class MediaEngine:
+class MediaEngine(HubRelay):
     """Owns a `MediaHub` living on a dedicated thread's event loop; start on creation."""
 
     def __init__(
@@ -52,11 +52,9 @@ class MediaEngine:
         connect_timeout: float = 15.0,
         switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
     ) -> None:
+        super().__init__()
         if switch_interval:
             sys.setswitchinterval(switch_interval)
-        self._levels = RoomSubscribers()
-        self._audible_sent = AudibleMemory()
-        self._closures = RoomSubscribers()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="liveaudio-media", daemon=True)
         self._thread.start()
@@ -69,18 +67,7 @@ class MediaEngine:
             )
         )
 
-    # -- peers (awaited from the caller's loop) ------------------------------------------------
-
-    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        self._audible_sent.forget(room)
-        try:
-            return await self._await(self._hub.offer(room, user_id, sdp))
-        finally:
-            self._audible_sent.forget(room)
-
-    async def release(self, room: Hashable, user_id: str) -> None:
-        await self._await(self._hub.release(room, user_id))
-        self._audible_sent.forget(room)
+    # -- awaited from the caller's loop --------------------------------------------------------
 
     async def close(self) -> None:
         """Close every room, then stop the media thread; idempotent."""
@@ -100,39 +87,6 @@ class MediaEngine:
         """`function(hub)` run on the media loop (the same call as `MediaProcess.query`)."""
         return await self.call(lambda: function(self._hub))
 
-    # -- rules (posted, never blocking) -----------------------------------------------------
-
-    def release_later(self, room: Hashable, user_id: str, delay: float) -> None:
-        self._post(self._hub.release_later, room, user_id, delay)
-
-    def cancel_release(self, room: Hashable, user_id: str) -> None:
-        self._post(self._hub.cancel_release, room, user_id)
-
-    def set_audible(
-        self, room: Hashable, user_ids: Iterable[str], revision: int | None = None
-    ) -> None:
-        """Every socket of a room calls this on each update: post only what changed, and
-        nothing older (by the room state's `revision`) than what was posted."""
-        audible = frozenset(user_ids)
-        if self._audible_sent.changed(room, audible, revision):
-            self._post(self._hub.set_audible, room, audible)
-
-    def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
-        self._post(self._hub.set_local_mutes, room, user_id, frozenset(muted))
-
-    # -- speaking levels ---------------------------------------------------------------------
-
-    def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
-        """`listener(levels)` is called on the loop running now, never on the media thread."""
-        return self._levels.subscribe(room, listener)
-
-    def subscribe_peer_closed(
-        self, room: Hashable, listener: Callable[[str, str], None]
-    ) -> Callable[[], None]:
-        """`listener(user_id, reason)` when a peer of `room` closed on its own (ICE timeout
-        or failure), on the loop running now."""
-        return self._closures.subscribe(room, listener)
-
     # -- inspection (tests, stats): plain reads of the hub from any thread --------------------
 
     def peer(self, room: Hashable, user_id: str) -> MediaPeer | None:
@@ -148,9 +102,6 @@ class MediaEngine:
         counts = self._hub.counts()
         counts["level_listeners"] = self._levels.count()
         return counts
-
-    def level_listener_count(self) -> int:
-        return self._levels.count()
 
     @property
     def running(self) -> bool:
@@ -175,15 +126,18 @@ class MediaEngine:
             self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
 
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await self._await(getattr(self._hub, method)(*args))
+
     async def _await(self, coroutine: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         return await asyncio.wrap_future(future)
 
-    def _post(self, function: Callable[..., object], *args: object) -> None:
+    def _post(self, method: str, *args: Any) -> None:
         try:
-            self._loop.call_soon_threadsafe(function, *args)
+            self._loop.call_soon_threadsafe(getattr(self._hub, method), *args)
         except RuntimeError:  # the engine was closed: nothing left to apply it to
-            logger.debug("media engine closed; dropped %s", function.__name__)
+            logger.debug("media engine closed; dropped %s", method)
 
     def _submit(self, function: Callable[[], T]) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()

@@ -21,6 +21,8 @@ from .peer import MediaPeer, validate_offer
 logger = logging.getLogger(__name__)
 
 LevelsListener = Callable[[dict[str, float]], None]
+# (user_id, reason): what a front end's subscriber hears of `PeerClosedHook`, for its room.
+PeerClosedListener = Callable[[str, str], None]
 RoomLevelsHook = Callable[[Hashable, dict[str, float]], None]
 # (room, user_id, reason): a peer closed without anyone asking (ICE timeout or failure).
 PeerClosedHook = Callable[[Hashable, str, str], None]

@@ -1,10 +1,10 @@
-"""Speaking levels, computed with numpy instead of aiortc's per-sample Python loop."""
+"""Speaking levels, computed with numpy instead of aiortc's per-sample Python loop
+(`patches.install_fast_audio_level` puts `frame_dbov` in aiortc's place)."""
 
 from __future__ import annotations
 
 import math
 
-import aiortc.rtp
 import numpy as np
 from av import AudioFrame
 
@@ -31,15 +31,3 @@ def frame_dbov(frame: AudioFrame) -> int:
     """Drop-in replacement for `aiortc.rtp.compute_audio_level_dbov`."""
     pcm = np.frombuffer(bytes(frame.planes[0]), dtype=np.int16)
     return level_to_dbov(rms_level(pcm))
-
-
-def install_fast_audio_level() -> None:
-    """Replace aiortc's pure-Python RFC 6465 level computation with `frame_dbov`.
-
-    aiortc's RTCRtpSender runs it on every *raw* AudioFrame it encodes (our bots'
-    outbound tone; the server sends pre-encoded packets and never reaches it). The
-    original loops over samples in Python and costs about a quarter of a core.
-    The receiving side never computes levels in aiortc 1.16; our mixer computes
-    them from the decoded PCM it already has (see `rms_level`).
-    """
-    aiortc.rtp.compute_audio_level_dbov = frame_dbov

@@ -68,7 +68,7 @@ class MixerStats:
 
 @dataclass
 class _Mix:
-    encoder: av.CodecContext
+    encoder: av.AudioCodecContext
     listeners: list[str]
 
 

@@ -30,7 +30,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import av
 from aiortc import RTCRtpCodecParameters, RTCRtpSender
@@ -48,6 +48,8 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random16, random32
 
+from .patches import SenderInternals
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUED = 5  # 100 ms: a stuck peer loses old audio instead of lagging
@@ -58,15 +60,6 @@ SENDER_REPORT_EVERY = 10  # packets between updates of the counters RTCP reports
 # media worker. 5 s is RFC 3550's minimum and what browsers use for audio.
 SENDER_REPORT_SECONDS = 5.0
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
-
-# aiortc's RTCRtpSender keeps these private (name-mangled); `use_direct_send`
-# checks they exist, so an aiortc upgrade that renames them fails loudly.
-_SENDER = "_RTCRtpSender__"
-_SENDER_ATTRS = (
-    "rtp_started", "rtp_exited", "track", "mid", "rtp_header_extensions_map",
-    "ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count",
-    "rtcp_started", "rtcp_exited", "lsr", "lsr_time", "cname",
-)  # fmt: skip
 
 
 def ntp_now() -> int:
@@ -82,14 +75,14 @@ class RtpWire:
     header extensions are exactly what the browser negotiated.
     """
 
-    def __init__(self, sender: RTCRtpSender, codec: RTCRtpCodecParameters) -> None:
+    def __init__(self, sender: SenderInternals, codec: RTCRtpCodecParameters) -> None:
         self._sender = sender
-        self._dtls = sender.transport
+        self._dtls = sender.sender.transport
         self._srtp: Any = None
-        extensions = getattr(sender, _SENDER + "rtp_header_extensions_map")
-        mid = getattr(sender, _SENDER + "mid")
-        template = RtpPacket(payload_type=codec.payloadType, marker=1, ssrc=sender._ssrc)
-        template.extensions = HeaderExtensions(mid=mid, abs_send_time=0)
+        extensions = sender.header_extensions_map
+        assert codec.payloadType is not None  # negotiated: aiortc starts senders with one
+        template = RtpPacket(payload_type=codec.payloadType, marker=1, ssrc=sender.sender._ssrc)
+        template.extensions = HeaderExtensions(mid=sender.mid, abs_send_time=0)
         low = template.serialize(extensions)
         template.extensions.abs_send_time = 0xFFFFFF
         high = template.serialize(extensions)
@@ -150,27 +143,23 @@ class RtpWire:
 
     def _report_to_sender(self, ntp: int, timestamp: int) -> None:
         """What aiortc's RTCP sender reports read: a matching (NTP, RTP) time and counts."""
-        sender = self._sender
-        setattr(sender, _SENDER + "ntp_timestamp", ntp)
-        setattr(sender, _SENDER + "rtp_timestamp", timestamp)
-        setattr(sender, _SENDER + "octet_count", self._octets)
-        setattr(sender, _SENDER + "packet_count", self.sent)
+        self._sender.record_sent(
+            ntp=ntp, rtp_timestamp=timestamp, octets=self._octets, packets=self.sent
+        )
 
 
 def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:
     """Make `sender`, once aiortc starts it, hand `track` an `RtpWire`.
 
-    Call right after `addTrack`. aiortc's `send()` starts `self._run_rtp(codec)`;
-    the instance attribute set here is found before the class's method.
+    Call right after `addTrack`: it replaces the sender's RTP and RTCP loops, which
+    aiortc's `send()` starts (`patches.SenderInternals`).
     """
-    missing = [name for name in _SENDER_ATTRS if not hasattr(sender, _SENDER + name)]
-    if missing:
-        raise RuntimeError(f"aiortc's RTCRtpSender changed: no {', '.join(missing)}")
+    internals = SenderInternals(sender)
 
     async def run_rtp(codec: RTCRtpCodecParameters) -> None:
-        getattr(sender, _SENDER + "rtp_started").set()
+        internals.rtp_started()
         try:
-            wire = RtpWire(sender, codec)
+            wire = RtpWire(internals, codec)
             track.bind(wire)
             await track.wait_ended()
         except asyncio.CancelledError:
@@ -181,41 +170,39 @@ def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:
             track.unbind()
             with contextlib.suppress(Exception):
                 track.stop()
-            setattr(sender, _SENDER + "track", None)
-            getattr(sender, _SENDER + "rtp_exited").set()  # RTCRtpSender.stop() waits on it
+            internals.rtp_exited()  # RTCRtpSender.stop() waits on it
 
     async def run_rtcp() -> None:
-        getattr(sender, _SENDER + "rtcp_started").set()
+        internals.rtcp_started()
         try:
             while True:
                 await asyncio.sleep(SENDER_REPORT_SECONDS * (0.5 + random.random()))
-                await sender._send_rtcp(sender_report(sender))
+                await sender._send_rtcp(sender_report(internals))
         except asyncio.CancelledError:
             pass
         with contextlib.suppress(Exception):
             await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
-        getattr(sender, _SENDER + "rtcp_exited").set()  # RTCRtpSender.stop() waits on it
+        internals.rtcp_exited()  # RTCRtpSender.stop() waits on it
 
-    sender._run_rtp = run_rtp  # type: ignore[method-assign]
-    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+    internals.replace_loops(run_rtp=run_rtp, run_rtcp=run_rtcp)
 
 
-def sender_report(sender: RTCRtpSender) -> list[AnyRtcpPacket]:
+def sender_report(internals: SenderInternals) -> list[AnyRtcpPacket]:
     """aiortc's sender report (SR, and SDES with the CNAME) from the sender's counters,
     which `RtpWire` keeps; remembered as aiortc does, for its round-trip estimate."""
-    ntp = getattr(sender, _SENDER + "ntp_timestamp")
+    ntp, rtp_timestamp, packet_count, octet_count = internals.sent()
     info = RtcpSenderInfo(
         ntp_timestamp=ntp,
-        rtp_timestamp=getattr(sender, _SENDER + "rtp_timestamp"),
-        packet_count=getattr(sender, _SENDER + "packet_count") & 0xFFFFFFFF,
-        octet_count=getattr(sender, _SENDER + "octet_count") & 0xFFFFFFFF,
+        rtp_timestamp=rtp_timestamp,
+        packet_count=packet_count & 0xFFFFFFFF,
+        octet_count=octet_count & 0xFFFFFFFF,
     )
-    packets: list[AnyRtcpPacket] = [RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)]
-    setattr(sender, _SENDER + "lsr", (ntp >> 16) & 0xFFFFFFFF)
-    setattr(sender, _SENDER + "lsr_time", time.time())
-    cname = getattr(sender, _SENDER + "cname")
+    ssrc = internals.sender._ssrc
+    packets: list[AnyRtcpPacket] = [RtcpSrPacket(ssrc=ssrc, sender_info=info)]
+    internals.remember_report(ntp=ntp, at=time.time())
+    cname = internals.cname
     if cname is not None:
-        source = RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode("utf8"))])
+        source = RtcpSourceInfo(ssrc=ssrc, items=[(1, cname.encode("utf8"))])
         packets.append(RtcpSdesPacket(chunks=[source]))
     return packets
 
@@ -285,14 +272,15 @@ class MixedAudioTrack(MediaStreamTrack):
             self._queue.append((packet, arrival))
             self._ready.set()
             return
-        if not wire.send(bytes(packet) if payload is None else payload, packet.pts):
+        timestamp = cast(int, packet.pts)  # the mixer stamps every packet it encodes
+        if not wire.send(bytes(packet) if payload is None else payload, timestamp):
             self.dropped += 1
             return
         self.sent += 1
         if arrival is not None and self._on_sent is not None:
             self._on_sent(time.monotonic() - arrival)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -18,12 +18,12 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
 from .errors import MediaError
-from .ice import install_close_race_fix, install_consent_leak_fix, rtc_configuration
+from .ice import rtc_configuration
 from .mixer import RoomMixer
 from .outbound import MixedAudioTrack, use_direct_send
+from .patches import install_peer_fixes
 from .playout import PlayoutBuffer
 from .receiver_tap import tap_receiver
-from .sockets import install_datagram_drain
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ class MediaPeer:
         playout_target_ms: int | None = None,  # None: adapts to the stream's jitter
         on_closed: Callable[[MediaPeer], None] | None = None,
     ) -> None:
-        install_consent_leak_fix()
-        install_close_race_fix()
-        install_datagram_drain()
+        install_peer_fixes()
         self.pid = pid
         self.playout = PlayoutBuffer(target_ms=playout_target_ms)
         self.timed_out = False

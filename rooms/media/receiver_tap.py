@@ -6,12 +6,11 @@ Options considered (aiortc 1.16):
 - override `RTCRtpReceiver._handle_rtp_packet`: we would have to re-implement
   its RTCP statistics, RTX unwrapping and SSRC bookkeeping;
 - **replace the receiver's jitter buffer** (chosen): `_handle_rtp_packet` does all
-  that bookkeeping, depayloads, then hands each packet to
-  `self.__jitter_buffer.add(packet)` and decodes only what that returns. A
-  stand-in whose `add()` forwards the packet to our `PlayoutBuffer` and returns
-  "no frame" keeps every bit of aiortc's RTP/RTCP handling, and aiortc's decoder
-  thread simply never gets work. It touches one name-mangled attribute, so
-  `tap_receiver` checks it exists and fails loudly if aiortc renames it.
+  that bookkeeping, depayloads, then hands each packet to the jitter buffer's
+  `add(packet)` and decodes only what that returns. A stand-in whose `add()`
+  forwards the packet to our `PlayoutBuffer` and returns "no frame" keeps every
+  bit of aiortc's RTP/RTCP handling, and aiortc's decoder thread simply never
+  gets work. The replacement itself is `patches.replace_jitter_buffer`.
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ import time
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
+from .patches import replace_jitter_buffer
 from .playout import PlayoutBuffer
-
-_JITTER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 
 
 class PlayoutTap:
@@ -41,8 +39,6 @@ class PlayoutTap:
 
 def tap_receiver(receiver: RTCRtpReceiver, playout: PlayoutBuffer) -> PlayoutTap:
     """Route `receiver`'s inbound RTP to `playout`; call before media flows."""
-    if not hasattr(receiver, _JITTER_BUFFER_ATTR):
-        raise RuntimeError("aiortc's RTCRtpReceiver changed: no jitter buffer to replace")
     tap = PlayoutTap(playout)
-    setattr(receiver, _JITTER_BUFFER_ATTR, tap)
+    replace_jitter_buffer(receiver, tap)
     return tap

@@ -6,8 +6,8 @@ interval, so a tick that sends to 300 listeners waited far longer than it worked
 ticks at 300 listeners with the server at 70 % of a core). In its own process the 20 ms
 clock competes with nothing but its own peers.
 
-`MediaProcess` offers the same API as `MediaEngine`, so `rooms.rtc.media_hub()` can return
-either:
+`MediaProcess` offers the same API as `MediaEngine` (`frontend.MediaFrontEnd`), so
+`rooms.rtc.media_hub()` can return either:
 - coroutines (`offer`, `release`, `close`, `query`) send a request and await its reply;
   a `MediaError` raised in the worker is raised again here with its code and message;
 - rule changes (`set_audible`, `set_local_mutes`, `release_later`, `cancel_release`) are
@@ -28,7 +28,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -36,8 +36,8 @@ from typing import Any, TypeVar
 from aiortc import RTCIceServer
 
 from .errors import MediaError
-from .hub import LevelsListener, MediaHub
-from .subscribers import AudibleMemory, RoomSubscribers
+from .frontend import HubRelay
+from .hub import MediaHub
 
 logger = logging.getLogger(__name__)
 
@@ -60,16 +60,14 @@ def hub_counts(hub: MediaHub) -> dict[str, int]:
     return hub.counts()
 
 
-class MediaProcess:
+class MediaProcess(HubRelay):
     """Owns the media worker process and talks to it; start on creation."""
 
     def __init__(self, config: WorkerConfig) -> None:
+        super().__init__()
         self._config = config
         self._send_lock = threading.Lock()  # also makes a restart happen once
         self._ids = itertools.count(1)
-        self._levels = RoomSubscribers()
-        self._closures = RoomSubscribers()
-        self._audible_sent = AudibleMemory()
         self._closed = False
         self._start()
 
@@ -85,7 +83,9 @@ class MediaProcess:
         self._pending: dict[int, concurrent.futures.Future] = {}
         self._audible_sent.forget()  # the new worker knows no room yet
         self._reader = threading.Thread(
-            target=self._read, args=(self._conn, self._pending), name="liveaudio-media-pipe",
+            target=self._read,
+            args=(self._conn, self._pending),
+            name="liveaudio-media-pipe",
             daemon=True,
         )
         self._reader.start()
@@ -98,18 +98,7 @@ class MediaProcess:
     def running(self) -> bool:
         return self._process.is_alive() and self._reader.is_alive()
 
-    # -- peers and queries (awaited) -----------------------------------------------------------
-
-    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        self._audible_sent.forget(room)
-        try:
-            return await self._call("offer", room, user_id, sdp)
-        finally:
-            self._audible_sent.forget(room)
-
-    async def release(self, room: Hashable, user_id: str) -> None:
-        await self._call("release", room, user_id)
-        self._audible_sent.forget(room)
+    # -- awaited ---------------------------------------------------------------------------------
 
     async def query(self, function: Callable[[MediaHub], T]) -> T:
         """`function(hub)` run in the worker; it must be a module-level (picklable) function."""
@@ -130,41 +119,6 @@ class MediaProcess:
             await loop.run_in_executor(None, self._process.join, STOP_TIMEOUT)
             if self._process.is_alive():
                 self._process.kill()
-
-    # -- rules (sent, never awaited) -----------------------------------------------------------
-
-    def release_later(self, room: Hashable, user_id: str, delay: float) -> None:
-        self._post("release_later", room, user_id, delay)
-
-    def cancel_release(self, room: Hashable, user_id: str) -> None:
-        self._post("cancel_release", room, user_id)
-
-    def set_audible(
-        self, room: Hashable, user_ids: Iterable[str], revision: int | None = None
-    ) -> None:
-        """Every socket of a room calls this on each update: send only what changed, and
-        nothing older (by the room state's `revision`) than what was sent."""
-        audible = frozenset(user_ids)
-        if self._audible_sent.changed(room, audible, revision):
-            self._post("set_audible", room, audible)
-
-    def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
-        self._post("set_local_mutes", room, user_id, frozenset(muted))
-
-    # -- speaking levels -------------------------------------------------------------------------
-
-    def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
-        """`listener(levels)` is called on the loop running now."""
-        return self._levels.subscribe(room, listener)
-
-    def subscribe_peer_closed(
-        self, room: Hashable, listener: Callable[[str, str], None]
-    ) -> Callable[[], None]:
-        """`listener(user_id, reason)` when a peer of `room` closed on its own."""
-        return self._closures.subscribe(room, listener)
-
-    def level_listener_count(self) -> int:
-        return self._levels.count()
 
     # -- the pipe --------------------------------------------------------------------------------
 
@@ -241,8 +195,7 @@ def _settle(
 
 def serve(conn: Connection, config: WorkerConfig) -> None:
     """The worker process's main: one event loop, one hub, until the pipe closes."""
-    from .ice import restrict_host_candidates_to_loopback
-    from .levels import install_fast_audio_level
+    from .patches import install_server_patches
 
     # Spawned: no Django logging here. The media plane's own notices go to the server's
     # stderr, which the worker shares; aiortc's and aioice's chatter stays out.
@@ -251,9 +204,7 @@ def serve(conn: Connection, config: WorkerConfig) -> None:
         format="%(asctime)s %(levelname)-8s media-worker %(name)s %(message)s",
     )
     logging.getLogger("rooms").setLevel(logging.INFO)
-    if config.loopback_only:
-        restrict_host_candidates_to_loopback()
-    install_fast_audio_level()
+    install_server_patches(loopback_only=config.loopback_only)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

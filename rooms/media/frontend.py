@@ -1,0 +1,138 @@
+"""The media plane as the Django side sees it: one interface, whichever way the hub runs.
+
+`rooms.rtc.media_hub()` returns a `MediaFrontEnd`: a `MediaEngine` (the hub on a thread of
+this process) or a `MediaProcess` (the hub in a media worker process). Both are a
+`HubRelay`, which holds what they share; they differ only in how a call reaches the hub.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from .hub import LevelsListener, MediaHub, PeerClosedListener
+from .patches import check_versions
+from .subscribers import AudibleMemory, RoomSubscribers
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class MediaFrontEnd(Protocol):
+    """The hub's API for code running on another event loop (daphne's).
+
+    Coroutines (`offer`, `release`, `query`, `close`) run where the hub lives and are
+    awaited here, with its `MediaError`s; rule changes (`release_later`, `cancel_release`,
+    `set_audible`, `set_local_mutes`) return at once and are applied in the order they were
+    made; listeners are called on the loop that subscribed them.
+    """
+
+    @property
+    def running(self) -> bool: ...
+
+    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
+        """The SDP answer to a participant's offer; raises `MediaError`."""
+        ...
+
+    async def release(self, room: Hashable, user_id: str) -> None: ...
+
+    def release_later(self, room: Hashable, user_id: str, delay: float) -> None: ...
+
+    def cancel_release(self, room: Hashable, user_id: str) -> None: ...
+
+    def set_audible(
+        self, room: Hashable, user_ids: Iterable[str], revision: int | None = None
+    ) -> None: ...
+
+    def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None: ...
+
+    def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
+        """`listener(levels)` on the loop running now; returns the unsubscriber."""
+        ...
+
+    def subscribe_peer_closed(
+        self, room: Hashable, listener: PeerClosedListener
+    ) -> Callable[[], None]:
+        """`listener(user_id, reason)` when a peer of `room` closed on its own (ICE timeout
+        or failure), on the loop running now; returns the unsubscriber."""
+        ...
+
+    def level_listener_count(self) -> int: ...
+
+    async def query(self, function: Callable[[MediaHub], T]) -> T:
+        """`function(hub)` run where the hub lives (a module-level function: it may have to
+        cross a process boundary)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every room, then stop the hub; idempotent."""
+        ...
+
+
+class HubRelay(abc.ABC):
+    """What both front ends share. A subclass says how a call reaches its hub: `_call`
+    awaits one of the hub's coroutines, `_post` sends a rule change and returns at once."""
+
+    def __init__(self) -> None:
+        check_versions()  # before anything is patched or started: fail loudly, here
+        self._levels = RoomSubscribers()
+        self._closures = RoomSubscribers()
+        # Every socket of a room asks for `set_audible` on each update: only changes go.
+        self._audible_sent = AudibleMemory()
+
+    @abc.abstractmethod
+    async def _call(self, method: str, *args: Any) -> Any:
+        """The result of `await hub.<method>(*args)`, awaited from the caller's loop."""
+
+    @abc.abstractmethod
+    def _post(self, method: str, *args: Any) -> None:
+        """`hub.<method>(*args)`, applied after every rule posted before it."""
+
+    # -- peers (awaited) ---------------------------------------------------------------------
+
+    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
+        # The hub may make the room anew: forget what it was sent, before and after.
+        self._audible_sent.forget(room)
+        try:
+            answer: str = await self._call("offer", room, user_id, sdp)
+            return answer
+        finally:
+            self._audible_sent.forget(room)
+
+    async def release(self, room: Hashable, user_id: str) -> None:
+        await self._call("release", room, user_id)
+        self._audible_sent.forget(room)
+
+    # -- rules (posted, never awaited) -------------------------------------------------------
+
+    def release_later(self, room: Hashable, user_id: str, delay: float) -> None:
+        self._post("release_later", room, user_id, delay)
+
+    def cancel_release(self, room: Hashable, user_id: str) -> None:
+        self._post("cancel_release", room, user_id)
+
+    def set_audible(
+        self, room: Hashable, user_ids: Iterable[str], revision: int | None = None
+    ) -> None:
+        """Post only what changed, and nothing older (by the room state's `revision`) than
+        what was posted."""
+        audible = frozenset(user_ids)
+        if self._audible_sent.changed(room, audible, revision):
+            self._post("set_audible", room, audible)
+
+    def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
+        self._post("set_local_mutes", room, user_id, frozenset(muted))
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
+        return self._levels.subscribe(room, listener)
+
+    def subscribe_peer_closed(
+        self, room: Hashable, listener: PeerClosedListener
+    ) -> Callable[[], None]:
+        return self._closures.subscribe(room, listener)
+
+    def level_listener_count(self) -> int:
+        return self._levels.count()
