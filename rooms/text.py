@@ -26,6 +26,10 @@ JSON_MAX_CHARS = 16 * 1024
 _FORBIDDEN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 # The same, but line breaks (\n, \r, U+2028, U+2029) and tabs are allowed.
 _FORBIDDEN_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The characters each allows, as regular-expression classes for schemas (the HTTP API's
+# OpenAPI document). Surrogates are left out: JSON parsers and pydantic refuse them anyway.
+LINE_CHAR = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+MULTILINE_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 # What can change the depth of a JSON text: a whole string (skipped), or a bracket.
 _JSON_DEPTH_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|$)|[\[\]{}]', re.S)
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import jwt
 
+from rooms.errors import ServiceError
 from rooms.models import App, Role
+from rooms.text import clean_text
 
 ALGORITHM = "HS256"
 DEFAULT_TTL_SECONDS = 3600
@@ -28,14 +30,16 @@ class TokenClaims:
     role: str | None
 
 
-class TokenError(Exception):
-    """A token that cannot admit anyone. ``close_code`` is the websocket close code to use."""
+class TokenError(ServiceError):
+    """A token (or an embed session) that cannot admit anyone. Each entry point maps its
+    ``code`` to what it answers: a close code (``rooms.realtime.close_codes``), an HTTP status."""
 
-    def __init__(self, code: str, message: str, close_code: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.close_code = close_code
+    @property
+    def close_code(self) -> int:
+        """For a socket consumer that has not switched to ``close_code_for`` yet."""
+        from rooms.realtime.close_codes import close_code_for
+
+        return close_code_for(self.code)
 
 
 def token_mint(
@@ -66,7 +70,7 @@ def token_mint(
 def token_verify(*, token: str | None, app: App, room_id: str) -> TokenClaims:
     """Check signature, expiry, app and room; return the claims or raise ``TokenError``."""
     if not token:
-        raise TokenError("token_missing", "A token is required to join this room.", 4001)
+        raise TokenError("token_missing", "A token is required to join this room.")
     try:
         payload = jwt.decode(
             token,
@@ -75,20 +79,18 @@ def token_verify(*, token: str | None, app: App, room_id: str) -> TokenClaims:
             options={"require": ["exp", "iat", "app_id", "room_id", "user_id", "user_name"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise TokenError(
-            "token_expired", "The token has expired; ask for a new one.", 4003
-        ) from exc
+        raise TokenError("token_expired", "The token has expired; ask for a new one.") from exc
     except jwt.InvalidTokenError as exc:
-        raise TokenError("token_invalid", f"The token is not valid: {exc}.", 4002) from exc
+        raise TokenError("token_invalid", f"The token is not valid: {exc}.") from exc
     if payload["app_id"] != app.app_id:
-        raise TokenError("token_wrong_app", "The token was minted for another app.", 4004)
+        raise TokenError("token_wrong_app", "The token was minted for another app.")
     if payload["room_id"] != room_id:
-        raise TokenError("token_wrong_room", "The token was minted for another room.", 4004)
+        raise TokenError("token_wrong_room", "The token was minted for another room.")
     role = payload.get("role")
     try:
         _check_identity(user_id=payload["user_id"], user_name=payload["user_name"], role=role)
     except ValueError as exc:
-        raise TokenError("token_invalid", f"The token is not valid: {exc}", 4002) from exc
+        raise TokenError("token_invalid", f"The token is not valid: {exc}") from exc
     return TokenClaims(
         app_id=payload["app_id"],
         room_id=payload["room_id"],
@@ -99,9 +101,13 @@ def token_verify(*, token: str | None, app: App, room_id: str) -> TokenClaims:
 
 
 def _check_identity(*, user_id: object, user_name: object, role: object) -> None:
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID:
-        raise ValueError(f"user_id must be a string of 1-{MAX_USER_ID} characters.")
-    if not isinstance(user_name, str) or not 0 < len(user_name) <= MAX_USER_NAME:
-        raise ValueError(f"user_name must be a string of 1-{MAX_USER_NAME} characters.")
+    """A ``ValueError`` saying what is wrong (``InvalidText`` for the text rules)."""
+    for value, name, longest in (
+        (user_id, "user_id", MAX_USER_ID),
+        (user_name, "user_name", MAX_USER_NAME),
+    ):
+        if not isinstance(value, str) or not 0 < len(value) <= longest:
+            raise ValueError(f"{name} must be a string of 1-{longest} characters.")
+        clean_text(value, name=name, max_chars=longest)
     if role is not None and role not in Role.values:
         raise ValueError(f"role must be one of {', '.join(Role.values)}.")

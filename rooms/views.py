@@ -36,6 +36,7 @@ from rooms.services import (
     room_create,
 )
 from rooms.services.embed import check_identity_fields, check_room_id
+from rooms.text import InvalidText, clean_text, loads_json
 from rooms.tokens import TokenError, token_mint, token_verify
 
 # The session request: a config (16 KiB at most) and a few names.
@@ -43,6 +44,26 @@ SESSION_BODY_MAX_BYTES = 32 * 1024
 SESSION_FIELDS = {"appID", "roomID", "userID", "userName", "token", "appSign", "config"}
 ORIGIN_MAX_CHARS = 200  # EmbedSession.parent_origin
 SESSIONS_PER_MINUTE = 60  # per client address; LIVEAUDIO_EMBED_SESSIONS_PER_MINUTE overrides
+# The session request's refusals, by code: a token's or a service's refusal keeps its code.
+SESSION_STATUS = {
+    "bad_request": 400,
+    "bad_config": 400,
+    "token_missing": 401,
+    "token_invalid": 401,
+    "token_expired": 401,
+    "token_wrong_app": 401,
+    "token_wrong_room": 401,
+    "token_wrong_user": 401,
+    "app_sign_invalid": 401,
+    "app_sign_refused": 403,
+    "origin_not_allowed": 403,
+    "app_not_found": 404,
+    "room_not_found": 404,
+    "room_ended": 410,
+    "body_too_large": 413,
+    "rate_limited": 429,
+}
+SESSION_STATUS_DEFAULT = 400  # e.g. a layout room_create refuses
 
 
 def site_app() -> App:
@@ -75,7 +96,7 @@ def room_create_view(request: HttpRequest) -> HttpResponse:
                 created_by=_site_user_id(request),
             )
         except ServiceError as exc:
-            form.add_error("room_id", exc.message)
+            form.add_service_error(exc)
         else:
             return redirect("room_page", room_id=room.room_id)
     context = {"rooms": _live_rooms(), "form": form}
@@ -238,10 +259,10 @@ def embed_session_create_view(request: HttpRequest) -> HttpResponse:
         body = _session_body(request)
         app = App.objects.filter(app_id=body["appID"]).first()
         if app is None:
-            raise EmbedRefused("app_not_found", f"There is no app {body['appID']}.", 404)
+            raise EmbedRefused("app_not_found", f"There is no app {body['appID']}.")
         if len(origin) > ORIGIN_MAX_CHARS or origin not in app.origins:
             raise EmbedRefused(
-                "origin_not_allowed", f"{origin or 'This page'} may not embed this app.", 403
+                "origin_not_allowed", f"{origin or 'This page'} may not embed this app."
             )
         _check_rate(request)
         session = embed_session_create(
@@ -256,7 +277,7 @@ def embed_session_create_view(request: HttpRequest) -> HttpResponse:
                 parent_origin=origin,
             )
         )
-    except EmbedRefused as exc:
+    except ServiceError as exc:
         return _cors(_refusal(exc), origin)
     return _cors(JsonResponse(_session_answer(request, session), status=201), origin)
 
@@ -265,14 +286,14 @@ def _session_body(request: HttpRequest) -> dict[str, Any]:
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > SESSION_BODY_MAX_BYTES:
         raise EmbedRefused(
-            "body_too_large", f"The request may be at most {SESSION_BODY_MAX_BYTES} bytes.", 413
+            "body_too_large", f"The request may be at most {SESSION_BODY_MAX_BYTES} bytes."
         )
     try:
-        body = json.loads(request.body or b"null")
-    except ValueError:
-        body = None
+        body = loads_json(request.body or b"null", name="The body")
+    except InvalidText as exc:
+        raise EmbedRefused("bad_request", exc.message) from exc
     if not isinstance(body, dict):
-        raise EmbedRefused("bad_request", "The body must be a JSON object.", 400)
+        raise EmbedRefused("bad_request", "The body must be a JSON object.")
     fields = [
         {"field": name, "message": "is not a field of this request"}
         for name in sorted(set(body) - SESSION_FIELDS)
@@ -286,8 +307,10 @@ def _session_body(request: HttpRequest) -> dict[str, Any]:
         value = body.get(name)
         if value is not None and (not isinstance(value, str) or len(value) > longest):
             fields.append({"field": name, "message": f"must be a string of at most {longest}"})
+        elif value is not None and not _is_clean(value, name=name, max_chars=longest):
+            fields.append({"field": name, "message": "must be printable text"})
     if fields:
-        raise EmbedRefused("bad_request", "Some fields of the request are wrong.", 400, fields)
+        raise EmbedRefused("bad_request", "Some fields of the request are wrong.", fields)
     return body
 
 
@@ -302,7 +325,7 @@ def _check_rate(request: HttpRequest) -> None:
         cache.add(key, 1, timeout=60)
         count = 1
     if count > limit:
-        raise EmbedRefused("rate_limited", "Too many sessions; try again in a minute.", 429)
+        raise EmbedRefused("rate_limited", "Too many sessions; try again in a minute.")
 
 
 def _session_answer(request: HttpRequest, session: EmbedSession) -> dict[str, Any]:
@@ -315,12 +338,22 @@ def _session_answer(request: HttpRequest, session: EmbedSession) -> dict[str, An
     }
 
 
-def _refusal(exc: EmbedRefused) -> JsonResponse:
+def _is_clean(value: str, *, name: str, max_chars: int) -> bool:
+    try:
+        clean_text(value, name=name, max_chars=max_chars)
+    except InvalidText:
+        return False
+    return True
+
+
+def _refusal(exc: ServiceError) -> JsonResponse:
     data: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.fields:
-        data["fields"] = exc.fields
-    response = JsonResponse(data, status=exc.status)
-    if exc.status == 429:
+    fields = getattr(exc, "fields", None)  # EmbedRefused's
+    if fields:
+        data["fields"] = fields
+    status = SESSION_STATUS.get(exc.code, SESSION_STATUS_DEFAULT)
+    response = JsonResponse(data, status=status)
+    if status == 429:
         response["Retry-After"] = "60"
     return response
 

@@ -57,11 +57,22 @@ def test_a_room_id_is_unique_within_its_app_only(app: App) -> None:
     services.room_create(app=other, room_id="same")
 
 
-def test_a_room_id_with_odd_characters_is_refused(app: App) -> None:
-    from django.core.exceptions import ValidationError
+@pytest.mark.parametrize("room_id", ["<script>", "jam\n", "", "a" * 65, "ja\x00m"])
+def test_a_room_id_with_odd_characters_is_refused(app: App, room_id: str) -> None:
+    """A ServiceError like every refusal (not Django's ValidationError), a trailing line
+    break included (a ``$`` regex lets it through)."""
+    with pytest.raises(ServiceError) as caught:
+        services.room_create(app=app, room_id=room_id)
+    assert caught.value.code == "room_id_invalid"
+    assert not Room.objects.exists()
 
-    with pytest.raises(ValidationError):
-        services.room_create(app=app, room_id="<script>")
+
+@pytest.mark.parametrize(("field", "value"), [("title", "nul\x00"), ("created_by", "u\ud800")])
+def test_a_room_name_that_cannot_be_stored_is_refused(app: App, field: str, value: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        services.room_create(app=app, room_id="r", **{field: value})
+    assert caught.value.code == f"{field}_invalid"
+    assert not Room.objects.exists()
 
 
 # --- joining --------------------------------------------------------------------------------

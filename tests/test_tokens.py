@@ -6,6 +6,8 @@ import jwt
 import pytest
 
 from rooms.models import App
+from rooms.realtime.close_codes import CLOSE_CODES
+from rooms.services import ServiceError
 from rooms.tokens import TokenError, token_mint, token_verify
 
 
@@ -97,3 +99,41 @@ def test_the_none_algorithm_is_refused(app: App) -> None:
 def test_minting_refuses_bad_identities(app: App, user_id: str, user_name: str, role) -> None:
     with pytest.raises(ValueError):
         token_mint(app=app, room_id="r1", user_id=user_id, user_name=user_name, role=role)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("user_id", "u\ud800"),
+        ("user_id", "nul\x00"),
+        ("user_id", "two\nlines"),
+        ("user_name", "Ada\udfff"),
+        ("user_name", "bell\x07"),
+    ],
+)
+def test_a_signed_token_with_text_that_cannot_be_stored_is_refused_as_invalid(
+    app: App, field: str, value: str
+) -> None:
+    """Validly signed, so only the text rules can refuse it: a clear 4002, not a crash."""
+    now = int(time.time())
+    payload = {"app_id": app.app_id, "room_id": "r1", "user_id": "u", "user_name": "U"}
+    payload |= {"iat": now, "exp": now + 60, field: value}
+    token = jwt.encode(payload, app.app_sign, algorithm="HS256")
+    with pytest.raises(TokenError) as caught:
+        token_verify(token=token, app=app, room_id="r1")
+    assert caught.value.code == "token_invalid" and field in caught.value.message
+    assert caught.value.close_code == 4002
+    caught.value.message.encode("utf-8")  # the refusal itself can be sent
+
+
+def test_a_token_refusal_is_a_service_error_with_no_transport_in_it(app: App) -> None:
+    with pytest.raises(ServiceError) as caught:
+        token_verify(token=None, app=app, room_id="r1")
+    assert isinstance(caught.value, TokenError) and caught.value.code == "token_missing"
+    assert CLOSE_CODES[caught.value.code] == 4001  # the socket's own table says how it closes
+
+
+def test_minting_refuses_text_that_cannot_be_stored(app: App) -> None:
+    for user_id, user_name in [("u\x00", "U"), ("u", "\ud800")]:
+        with pytest.raises(ValueError, match="user_"):
+            token_mint(app=app, room_id="r1", user_id=user_id, user_name=user_name)

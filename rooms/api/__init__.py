@@ -20,6 +20,7 @@ from rooms.api import errors
 from rooms.api.auth import AppSignAuth
 from rooms.api.docs import OfflineSwagger
 from rooms.api.endpoints import router
+from rooms.api.parser import BodyParser
 
 # Per app, per server process: far above what a backend needs, low enough to stop a loop.
 DEFAULT_RATE = "1200/m"
@@ -48,6 +49,7 @@ api = NinjaAPI(
     auth=AppSignAuth(),
     docs=OfflineSwagger(),
     throttle=AppRateThrottle(),
+    parser=BodyParser(),
 )
 errors.install(api)
 api.add_router("", router)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.http import HttpRequest
@@ -34,10 +33,12 @@ from rooms.api.schemas import (
     SeatOut,
     TokenIn,
     TokenOut,
+    checked_text,
 )
 from rooms.models import App, Member, Room
 from rooms.selectors import MemberState, message_state, room_state
 from rooms.services.common import member_by_user_id
+from rooms.text import MULTILINE_CHAR
 from rooms.tokens import MAX_USER_ID, token_mint
 
 router = Router()
@@ -71,9 +72,12 @@ UserPath = Annotated[
     Path(
         min_length=1,
         max_length=MAX_USER_ID,
+        pattern=rf"^{MULTILINE_CHAR}+$",
         description="The member's user ID, percent-encoded (a slash as %2F).",
         example="u-42",
     ),
+    # Line breaks allowed: the ID of a member who joined before tokens refused them.
+    checked_text(name="userID", max_chars=MAX_USER_ID, multiline=True),
 ]
 # Every endpoint may refuse a malformed request, a missing / wrong appSign, or too many.
 REFUSED = {400: ErrorOut, 401: ErrorOut, 429: ErrorOut}
@@ -217,8 +221,6 @@ def room_create(request: HttpRequest, payload: RoomIn) -> Status:
         room = services.room_create(app=_app(request), room_id=payload.roomID, title=payload.title)
     except IntegrityError as exc:  # created by someone else at the same instant
         raise ApiError(409, "room_exists", f"A room {payload.roomID!r} already exists.") from exc
-    except DjangoValidationError as exc:
-        raise ApiError(400, "invalid_request", " ".join(exc.messages)) from exc
     return Status(201, _room_out(room, 0))
 
 

@@ -7,16 +7,23 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from rooms.services import ServiceError
+from rooms.text import InvalidText
 
-# A service's refusal is a conflict with the room's state unless listed here.
+# The API's one table from a service's refusal to an HTTP status: a conflict with the room's
+# state unless listed here. The refusal keeps its code and message.
 SERVICE_STATUS = {
     "not_permitted": 403,
     "room_not_found": 404,
     "user_not_found": 404,
     "bad_layout": 400,
+    "room_id_invalid": 400,
+    "title_invalid": 400,
+    "created_by_invalid": 400,
     "message_empty": 400,
     "message_too_long": 400,
+    "invalid_text": 400,
 }
+SERVICE_STATUS_DEFAULT = 409
 
 
 class ApiError(Exception):
@@ -36,7 +43,8 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(ServiceError)
     def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
-        return reply(request, SERVICE_STATUS.get(exc.code, 409), exc.code, exc.message)
+        status = SERVICE_STATUS.get(exc.code, SERVICE_STATUS_DEFAULT)
+        return reply(request, status, exc.code, exc.message)
 
     @api.exception_handler(AuthenticationError)
     def unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -68,7 +76,9 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        return reply(request, exc.status_code, "bad_request", str(exc))
+        cause = exc.__cause__  # the body parser's reason, e.g. JSON nested too deep
+        message = cause.message if isinstance(cause, InvalidText) else str(exc)
+        return reply(request, exc.status_code, "bad_request", message)
 
 
 def _field(location: tuple | list) -> str:

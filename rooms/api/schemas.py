@@ -9,26 +9,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rooms.models import ROOM_ID_PATTERN
+from rooms.text import LINE_CHAR, MULTILINE_CHAR, clean_text
 from rooms.tokens import MAX_USER_ID, MAX_USER_NAME
 
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 3600
 MAX_TEXT = 1000  # Message.text; LIVEAUDIO_MESSAGE_MAX_CHARS
-# Printable text without line breaks or other control characters.
-LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Printable text without line breaks or other control characters (rooms.text's rules).
+LINE_PATTERN = rf"^{LINE_CHAR}+$"
+TEXT_PATTERN = rf"^{MULTILINE_CHAR}*[^\s\x00-\x1f\x7f-\x9f]{MULTILINE_CHAR}*$"
 
-_TEXT_CHAR = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-TEXT_PATTERN = rf"^{_TEXT_CHAR}*[^\s\x00-\x1f\x7f]{_TEXT_CHAR}*$"
+
+def checked_text(*, name: str, max_chars: int, multiline: bool = False) -> AfterValidator:
+    """The pattern describes the text in the OpenAPI document; ``rooms.text`` decides, as it
+    does for every other entry point."""
+    return AfterValidator(
+        lambda value: clean_text(value, name=name, max_chars=max_chars, multiline=multiline)
+    )
+
 
 RoomID = Annotated[str, Field(pattern=ROOM_ID_PATTERN, examples=["friday-jam"])]
 UserID = Annotated[
-    str, Field(min_length=1, max_length=MAX_USER_ID, pattern=LINE_PATTERN, examples=["u-42"])
+    str,
+    Field(min_length=1, max_length=MAX_USER_ID, pattern=LINE_PATTERN, examples=["u-42"]),
+    checked_text(name="userID", max_chars=MAX_USER_ID),
 ]
 UserName = Annotated[
-    str, Field(min_length=1, max_length=MAX_USER_NAME, pattern=LINE_PATTERN, examples=["Ada"])
+    str,
+    Field(min_length=1, max_length=MAX_USER_NAME, pattern=LINE_PATTERN, examples=["Ada"]),
+    checked_text(name="userName", max_chars=MAX_USER_NAME),
 ]
 
 
@@ -65,7 +77,9 @@ class TokenOut(BaseModel):
 
 class RoomIn(In):
     roomID: RoomID
-    title: str = Field("", max_length=120, pattern=r"^[^\x00-\x1f\x7f]*$")
+    title: Annotated[str, checked_text(name="title", max_chars=120)] = Field(
+        "", max_length=120, pattern=rf"^{LINE_CHAR}*$"
+    )
 
 
 class RoomOut(BaseModel):
@@ -113,7 +127,7 @@ class SeatList(BaseModel):
 
 
 class MessageIn(In):
-    text: str = Field(
+    text: Annotated[str, checked_text(name="text", max_chars=MAX_TEXT, multiline=True)] = Field(
         min_length=1,
         max_length=MAX_TEXT,
         pattern=TEXT_PATTERN,

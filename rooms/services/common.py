@@ -5,16 +5,10 @@ from __future__ import annotations
 from django.db.models import F, QuerySet
 
 from rooms import events, roles, webhooks
+from rooms.errors import ServiceError
 from rooms.models import Member, Role, Room, Seat
 
-
-class ServiceError(Exception):
-    """A refused request: ``code`` for programs, ``message`` for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = ["ServiceError"]  # defined in rooms.errors (no import cycle with rooms.tokens)
 
 
 class NotPermitted(ServiceError):

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from rooms import config as room_config
-from rooms.models import App, EmbedSession, Role, Room, room_id_validator
+from rooms.models import App, EmbedSession, Role, Room
 from rooms.services.common import ServiceError
-from rooms.services.rooms import room_create
+from rooms.services.rooms import is_room_id, room_create
+from rooms.text import InvalidText, check_json, clean_text
 from rooms.tokens import (
     DEFAULT_TTL_SECONDS,
     MAX_USER_ID,
@@ -34,13 +34,11 @@ from rooms.tokens import (
 
 
 class EmbedRefused(ServiceError):
-    """A session that cannot be made; ``status`` is the HTTP status that says why."""
+    """A session that cannot be made; ``fields`` (``[{field, message}]``) names every field
+    that was wrong. The view maps ``code`` to an HTTP status."""
 
-    def __init__(
-        self, code: str, message: str, status: int, fields: list[dict] | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, fields: list[dict] | None = None) -> None:
         super().__init__(code, message)
-        self.status = status
         self.fields = fields
 
 
@@ -71,9 +69,13 @@ def embed_session_create(*, request: SessionRequest) -> EmbedSession:
     session. Nothing is stored when any check fails."""
     identity = _identity(request)
     try:
+        check_json(request.config, name="config", max_chars=room_config.MAX_CONFIG_BYTES)
         config = room_config.validate_config(request.config)
+    except InvalidText as exc:
+        fields = [{"field": "config", "message": exc.message}]
+        raise EmbedRefused("bad_config", exc.message, fields) from exc
     except room_config.ConfigError as exc:
-        raise EmbedRefused("bad_config", exc.message, 400, exc.fields) from exc
+        raise EmbedRefused("bad_config", exc.message, exc.fields) from exc
     room = _room_for(request, config, identity)
     _fit_layout(config, room)
     EmbedSession.objects.filter(expires_at__lt=timezone.now()).delete()
@@ -92,21 +94,18 @@ def embed_session_create(*, request: SessionRequest) -> EmbedSession:
 
 def _identity(request: SessionRequest) -> _Identity:
     if request.token and request.app_sign:
-        raise EmbedRefused("bad_request", "Pass either a token or an appSign, not both.", 400)
+        raise EmbedRefused("bad_request", "Pass either a token or an appSign, not both.")
     if request.token:
         return _identity_from_token(request)
     if request.app_sign:
         return _identity_from_app_sign(request)
-    raise EmbedRefused("token_missing", "A token (or a test app's appSign) is required.", 401)
+    raise EmbedRefused("token_missing", "A token (or a test app's appSign) is required.")
 
 
 def _identity_from_token(request: SessionRequest) -> _Identity:
-    try:
-        claims = token_verify(token=request.token, app=request.app, room_id=request.room_id)
-    except TokenError as exc:
-        raise EmbedRefused(exc.code, exc.message, 401) from exc
+    claims = token_verify(token=request.token, app=request.app, room_id=request.room_id)
     if claims.user_id != request.user_id:
-        raise EmbedRefused("token_wrong_user", "The token was minted for another user.", 401)
+        raise EmbedRefused("token_wrong_user", "The token was minted for another user.")
     return _Identity(
         user_id=claims.user_id,
         user_name=claims.user_name,
@@ -122,10 +121,9 @@ def _identity_from_app_sign(request: SessionRequest) -> _Identity:
         raise EmbedRefused(
             "app_sign_refused",
             "This app is not in test mode: mint a token on your server instead.",
-            403,
         )
     if not hmac.compare_digest(request.app_sign.encode(), app.app_sign.encode()):
-        raise EmbedRefused("app_sign_invalid", "The appSign is not this app's.", 401)
+        raise EmbedRefused("app_sign_invalid", "The appSign is not this app's.")
     return _Identity(
         user_id=request.user_id,
         user_name=request.user_name,
@@ -139,7 +137,7 @@ def _room_for(request: SessionRequest, config: dict, identity: _Identity) -> Roo
     room = Room.objects.filter(app=request.app, room_id=request.room_id).first()
     if room is None:
         if config["role"] != Role.HOST or identity.role_ceiling != Role.HOST:
-            raise EmbedRefused("room_not_found", f"There is no room {request.room_id!r}.", 404)
+            raise EmbedRefused("room_not_found", f"There is no room {request.room_id!r}.")
         try:
             with transaction.atomic():
                 room = room_create(
@@ -151,10 +149,10 @@ def _room_for(request: SessionRequest, config: dict, identity: _Identity) -> Roo
                 )
         except ServiceError as exc:
             if exc.code != "room_exists":
-                raise EmbedRefused(exc.code, exc.message, 400) from exc
+                raise
             room = Room.objects.get(app=request.app, room_id=request.room_id)  # a racing host
     if not room.is_live:
-        raise EmbedRefused("room_ended", f"The room {request.room_id!r} has ended.", 410)
+        raise EmbedRefused("room_ended", f"The room {request.room_id!r} has ended.")
     return room
 
 
@@ -171,19 +169,22 @@ def _fit_layout(config: dict, room: Room) -> None:
 def check_identity_fields(*, user_id: Any, user_name: Any) -> list[dict[str, str]]:
     """The body's userID / userName, as a token would carry them."""
     fields = []
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID:
-        fields.append({"field": "userID", "message": f"must be 1-{MAX_USER_ID} characters"})
-    if not isinstance(user_name, str) or not 0 < len(user_name) <= MAX_USER_NAME:
-        fields.append({"field": "userName", "message": f"must be 1-{MAX_USER_NAME} characters"})
+    for value, name, longest in (
+        (user_id, "userID", MAX_USER_ID),
+        (user_name, "userName", MAX_USER_NAME),
+    ):
+        if not isinstance(value, str) or not 0 < len(value) <= longest:
+            fields.append({"field": name, "message": f"must be 1-{longest} characters"})
+            continue
+        try:
+            clean_text(value, name=name, max_chars=longest)
+        except InvalidText as exc:
+            fields.append({"field": name, "message": exc.message})
     return fields
 
 
 def check_room_id(room_id: Any) -> list[dict[str, str]]:
-    try:
-        if not isinstance(room_id, str):
-            raise ValidationError("")
-        room_id_validator(room_id)
-    except ValidationError:
+    if not is_room_id(room_id):
         return [{"field": "roomID", "message": "must be 1-64 letters, digits, '_', '.' or '-'"}]
     return []
 
@@ -195,18 +196,24 @@ def embed_session_verify(*, key: str | None, app: App, room_id: str) -> EmbedSes
     """The session named in a page's or a socket's URL; refusals read like a token's."""
     session = (
         EmbedSession.objects.filter(key=key).select_related("app").first()
-        if isinstance(key, str) and 0 < len(key) <= 64
+        if _is_session_key(key)
         else None
     )
     if session is None:
-        raise TokenError("token_invalid", "This embed session is not valid.", 4002)
+        raise TokenError("token_invalid", "This embed session is not valid.")
     if session.expires_at <= timezone.now():
-        raise TokenError("token_expired", "This embed session has expired; start again.", 4003)
+        raise TokenError("token_expired", "This embed session has expired; start again.")
     if session.app_id != app.pk:
-        raise TokenError("token_wrong_app", "This embed session is for another app.", 4004)
+        raise TokenError("token_wrong_app", "This embed session is for another app.")
     if session.room_id != room_id:
-        raise TokenError("token_wrong_room", "This embed session is for another room.", 4004)
+        raise TokenError("token_wrong_room", "This embed session is for another room.")
     return session
+
+
+def _is_session_key(key: object) -> bool:
+    """Worth looking up: a key is URL-safe base64 (``secrets.token_urlsafe``), and a NUL
+    cannot even be queried on PostgreSQL."""
+    return isinstance(key, str) and 0 < len(key) <= 64 and key.isascii() and key.isprintable()
 
 
 def session_claims(session: EmbedSession) -> TokenClaims:

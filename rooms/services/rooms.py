@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from rooms.models import App, Room, Seat
+from rooms.models import App, Room, Seat, room_id_validator
 from rooms.services.common import ServiceError
+from rooms.text import InvalidText, clean_text
 
 DEFAULT_SEAT_ROWS = [4, 4]
 DEFAULT_HOST_INDEXES = [0]
 MAX_SEATS = 64
+MAX_TITLE = 120  # Room.title
+MAX_CREATED_BY = 128  # Room.created_by: a user ID
+
+
+def is_room_id(value: object) -> bool:
+    """1-64 of ``A-Z a-z 0-9 _ . -``, the whole text (a trailing line break too is refused)."""
+    return isinstance(value, str) and room_id_validator.regex.fullmatch(value) is not None
 
 
 def room_create(
@@ -27,12 +35,26 @@ def room_create(
         raise ServiceError("bad_layout", f"Seat rows must be positive counts, {MAX_SEATS} at most.")
     if any(not isinstance(i, int) or not 0 <= i < sum(rows) for i in hosts):
         raise ServiceError("bad_layout", "Host seat indexes must be seats of the layout.")
+    _check_names(room_id=room_id, title=title, created_by=created_by)
     room = Room(app=app, room_id=room_id, title=title, created_by=created_by)
     room.seat_rows, room.host_indexes = rows, hosts
-    room.full_clean(exclude=["app"])
     with transaction.atomic():
         if Room.objects.filter(app=app, room_id=room_id).exists():
             raise ServiceError("room_exists", f"A room '{room_id}' already exists.")
         room.save()
         Seat.objects.bulk_create(Seat(room=room, index=i) for i in range(room.seat_count))
     return room
+
+
+def _check_names(*, room_id: object, title: object, created_by: object) -> None:
+    """Codes name the field: each entry point maps them (the lobby form to its fields)."""
+    if not is_room_id(room_id):
+        raise ServiceError("room_id_invalid", room_id_validator.message)
+    for code, value, name, longest in (
+        ("title_invalid", title, "The title", MAX_TITLE),
+        ("created_by_invalid", created_by, "createdBy", MAX_CREATED_BY),
+    ):
+        try:
+            clean_text(value, name=name, max_chars=longest)
+        except InvalidText as exc:
+            raise ServiceError(code, exc.message) from exc
