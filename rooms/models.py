@@ -256,3 +256,31 @@ class ServerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid} ({self.channel_prefix})"
+
+
+class IdempotentRequest(models.Model):
+    """A POST of the HTTP API sent with an ``Idempotency-Key`` header, and its first answer.
+
+    The same key from the same app to the same endpoint within 24 hours gets that answer
+    again and changes nothing (``rooms.api.idempotency``); the row is written in the
+    request's own transaction, so it exists if and only if the request's change does.
+    """
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="idempotent_requests")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=400, help_text="Method and path")
+    body_sha256 = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "key", "endpoint"], name="one_answer_per_idempotency_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.endpoint} → {self.status}"

@@ -115,18 +115,18 @@ def enqueue_room_events(*, room: Room, events: list[dict]) -> None:
         return  # the common case costs nothing more
     for event in told:
         enqueue(room=room, event=ROOM_EVENTS[event["type"]], data=_room_event_data(room, event))
-    transaction.on_commit(wake)
+    transaction.on_commit(wake, robust=True)
 
 
 def enqueue_room_started(*, room: Room) -> None:
     data = {"title": room.title, "createdBy": room.created_by}
     if enqueue(room=room, event="room.started", data=data):
-        transaction.on_commit(wake)
+        transaction.on_commit(wake, robust=True)
 
 
 def enqueue_room_ended(*, room: Room, reason: str) -> None:
     if enqueue(room=room, event="room.ended", data={"reason": reason}):
-        transaction.on_commit(wake)
+        transaction.on_commit(wake, robust=True)
 
 
 def _room_event_data(room: Room, event: dict) -> dict:

@@ -20,6 +20,7 @@ from rooms.api import errors
 from rooms.api.auth import AppSignAuth
 from rooms.api.docs import OfflineSwagger
 from rooms.api.endpoints import router
+from rooms.api.idempotency import idempotent
 from rooms.api.parser import BodyParser
 
 # Per app, per server process: far above what a backend needs, low enough to stop a loop.
@@ -78,11 +79,12 @@ def _not_found(request: HttpRequest, rest: str) -> JsonResponse:
 
 
 def urls() -> tuple[list, str, str]:
-    """``api.urls``, with JSON for a wrong method and for a path that is no endpoint."""
+    """``api.urls``, with JSON for a wrong method and for a path that is no endpoint, and
+    ``Idempotency-Key`` on every POST."""
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
-            pattern.callback = _json_method_refusal(pattern.callback)
+            pattern.callback = idempotent(_json_method_refusal(pattern.callback))
     return [*patterns, re_path(r"^(?P<rest>.*)$", _not_found)], app_name, namespace
 
 
