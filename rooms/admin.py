@@ -3,6 +3,9 @@ the room see its effect live, exactly as if a host had done it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
@@ -10,6 +13,16 @@ from django.http import HttpRequest
 
 from rooms import services
 from rooms.models import App, Member, Message, Room, Seat, WebhookDelivery
+from rooms.services.rooms import room_check
+
+# room_create's refusals, by code, and the add form's field each belongs to.
+ROOM_CREATE_FIELDS = {
+    "room_id_invalid": "room_id",
+    "room_exists": "room_id",
+    "title_invalid": "title",
+    "created_by_invalid": "created_by",
+    "bad_layout": "seat_rows",
+}
 
 
 @admin.register(App)
@@ -65,6 +78,34 @@ class SeatInline(admin.TabularInline):
         return False
 
 
+class RoomAddForm(forms.ModelForm):
+    """A new room, checked by the rule ``room_create`` keeps; an empty layout is the default."""
+
+    class Meta:
+        model = Room
+        fields = ["app", "room_id", "title", "created_by", "seat_rows", "host_indexes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("seat_rows", "host_indexes"):
+            self.fields[name].required = False
+            self.fields[name].help_text += " (empty: the default layout, [4, 4] and [0])"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:
+            room_check(
+                room_id=cleaned.get("room_id"),
+                title=cleaned.get("title", ""),
+                created_by=cleaned.get("created_by", ""),
+                seat_rows=cleaned.get("seat_rows") or None,
+                host_indexes=cleaned.get("host_indexes") or None,
+            )
+        except services.ServiceError as exc:
+            self.add_error(ROOM_CREATE_FIELDS.get(exc.code), exc.message)
+        return cleaned
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     list_display = ["room_id", "title", "app", "created_at", "ended_at"]
@@ -73,6 +114,33 @@ class RoomAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "ended_at"]
     inlines = [SeatInline]
     actions = ["end_now"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Room | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = RoomAddForm
+            kwargs["fields"] = RoomAddForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_inlines(self, request: HttpRequest, obj: Room | None) -> list:
+        return self.inlines if obj is not None else []  # seats come with the room
+
+    def save_model(
+        self, request: HttpRequest, obj: Room, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        room = services.room_create(  # its seats too; the form showed every refusal
+            app=obj.app,
+            room_id=obj.room_id,
+            title=obj.title,
+            created_by=obj.created_by,
+            seat_rows=obj.seat_rows or None,
+            host_indexes=obj.host_indexes or None,
+        )
+        obj.pk, obj.seat_rows, obj.host_indexes = room.pk, room.seat_rows, room.host_indexes
 
     @admin.action(description="End selected rooms now (everyone in them is disconnected)")
     def end_now(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:

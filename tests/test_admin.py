@@ -90,3 +90,36 @@ def test_non_staff_cannot_moderate(client: Client, room: Room) -> None:
     client.post("/admin/rooms/room/", {"action": "end_now", "_selected_action": [room.pk]})
     room.refresh_from_db()
     assert room.ended_at is None
+
+
+def test_a_room_added_in_admin_is_made_by_room_create_with_its_seats(
+    operator: Client, room: Room
+) -> None:
+    form = {"app": room.app.pk, "room_id": "from-admin", "title": "Ops", "created_by": "op"}
+    response = operator.post("/admin/rooms/room/add/", {**form, "seat_rows": "[3, 2]"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = Room.objects.get(room_id="from-admin")
+    assert (added.seat_rows, added.host_indexes) == ([3, 2], [0])
+    assert list(added.seats.values_list("index", flat=True)) == [0, 1, 2, 3, 4]
+    default = operator.post("/admin/rooms/room/add/", {**form, "room_id": "default-layout"})
+    assert default.status_code == 302
+    assert Room.objects.get(room_id="default-layout").seats.count() == 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("title", "bell\x07", "control characters"),
+        ("seat_rows", "[0]", "Seat rows must be positive counts"),
+        ("seat_rows", "[100]", "Seat rows must be positive counts"),
+    ],
+)
+def test_admin_shows_room_create_refusals_at_their_field(
+    operator: Client, room: Room, field: str, value: str, why: str
+) -> None:
+    form = {"app": room.app.pk, "room_id": "bad", "title": "", "created_by": "", field: value}
+    response = operator.post("/admin/rooms/room/add/", form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert why in " ".join(errors.get(field, [])), errors
+    assert not Room.objects.filter(room_id="bad").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from django.db import transaction
 
 from rooms.models import App, Room, Seat, room_id_validator
@@ -29,13 +31,13 @@ def room_create(
     seat_rows: list[int] | None = None,
     host_indexes: list[int] | None = None,
 ) -> Room:
-    rows = seat_rows if seat_rows is not None else DEFAULT_SEAT_ROWS
-    hosts = host_indexes if host_indexes is not None else DEFAULT_HOST_INDEXES
-    if not rows or any(not isinstance(n, int) or n < 1 for n in rows) or sum(rows) > MAX_SEATS:
-        raise ServiceError("bad_layout", f"Seat rows must be positive counts, {MAX_SEATS} at most.")
-    if any(not isinstance(i, int) or not 0 <= i < sum(rows) for i in hosts):
-        raise ServiceError("bad_layout", "Host seat indexes must be seats of the layout.")
-    _check_names(room_id=room_id, title=title, created_by=created_by)
+    rows, hosts = room_check(
+        room_id=room_id,
+        title=title,
+        created_by=created_by,
+        seat_rows=seat_rows,
+        host_indexes=host_indexes,
+    )
     room = Room(app=app, room_id=room_id, title=title, created_by=created_by)
     room.seat_rows, room.host_indexes = rows, hosts
     with transaction.atomic():
@@ -44,6 +46,32 @@ def room_create(
         room.save()
         Seat.objects.bulk_create(Seat(room=room, index=i) for i in range(room.seat_count))
     return room
+
+
+def room_check(
+    *,
+    room_id: object,
+    title: object = "",
+    created_by: object = "",
+    seat_rows: object = None,
+    host_indexes: object = None,
+) -> tuple[list[int], list[int]]:
+    """What ``room_create`` refuses, but for a room that exists already; the layout to use.
+    A form calls it to show a refusal at its field before anything is saved."""
+    rows = seat_rows if seat_rows is not None else DEFAULT_SEAT_ROWS
+    hosts = host_indexes if host_indexes is not None else DEFAULT_HOST_INDEXES
+    if not _counts(rows) or not rows or any(n < 1 for n in rows) or sum(rows) > MAX_SEATS:
+        raise ServiceError("bad_layout", f"Seat rows must be positive counts, {MAX_SEATS} at most.")
+    if not _counts(hosts) or any(not 0 <= i < sum(rows) for i in hosts):
+        raise ServiceError("bad_layout", "Host seat indexes must be seats of the layout.")
+    _check_names(room_id=room_id, title=title, created_by=created_by)
+    return rows, hosts
+
+
+def _counts(value: object) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in value
+    )
 
 
 def _check_names(*, room_id: object, title: object, created_by: object) -> None:
