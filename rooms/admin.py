@@ -70,7 +70,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 class SeatInline(admin.TabularInline):
     model = Seat
     fields = ["index", "locked", "occupant"]
-    readonly_fields = fields
+    readonly_fields = ["index", "locked", "occupant"]
     extra = 0
     can_delete = False
 
@@ -92,7 +92,7 @@ class RoomAddForm(forms.ModelForm):
             self.fields[name].help_text += " (empty: the default layout, [4, 4] and [0])"
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         try:
             room_check(
                 room_id=cleaned.get("room_id"),

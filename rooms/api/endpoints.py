@@ -5,7 +5,7 @@ in the room see its effect live, as if a host had done it."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 from django.db import IntegrityError
 from django.db.models import Count, Q
@@ -42,6 +42,7 @@ from rooms.text import MULTILINE_CHAR
 from rooms.tokens import MAX_USER_ID, token_mint
 
 router = Router()
+RoleName = Literal["host", "cohost", "speaker", "audience"]  # a stored Member.role
 
 
 class AnyTextConverter:
@@ -131,7 +132,7 @@ def _member_out(member: MemberState) -> MemberOut:
     return MemberOut(
         userID=member.user_id,
         userName=member.user_name,
-        role=member.role,
+        role=cast(RoleName, member.role),
         online=member.online,
         micOn=member.mic_on,
         seatIndex=member.seat_index,
@@ -144,7 +145,7 @@ def _stored_member_out(member: Member) -> MemberOut:
     return MemberOut(
         userID=member.user_id,
         userName=member.user_name,
-        role=member.role,
+        role=cast(RoleName, member.role),
         online=member.online,
         micOn=member.mic_on,
         seatIndex=None,
@@ -345,6 +346,7 @@ def message_send(
     state = message_state(message)
     out = MessageOut(
         messageID=state.message_id,
+        userID=None,
         userName=state.user_name,
         text=state.text,
         timestamp=state.timestamp,

@@ -103,14 +103,15 @@ def _identity(request: SessionRequest) -> _Identity:
 
 
 def _identity_from_token(request: SessionRequest) -> _Identity:
-    claims = token_verify(token=request.token, app=request.app, room_id=request.room_id)
+    token = request.token or ""
+    claims = token_verify(token=token, app=request.app, room_id=request.room_id)
     if claims.user_id != request.user_id:
         raise EmbedRefused("token_wrong_user", "The token was minted for another user.")
     return _Identity(
         user_id=claims.user_id,
         user_name=claims.user_name,
         role_ceiling=claims.role or "",
-        expires_at=token_expires_at(request.token),  # the session ends with the token
+        expires_at=token_expires_at(token),  # the session ends with the token
     )
 
 
@@ -122,7 +123,7 @@ def _identity_from_app_sign(request: SessionRequest) -> _Identity:
             "app_sign_refused",
             "This app is not in test mode: mint a token on your server instead.",
         )
-    if not hmac.compare_digest(request.app_sign.encode(), app.app_sign.encode()):
+    if not hmac.compare_digest((request.app_sign or "").encode(), app.app_sign.encode()):
         raise EmbedRefused("app_sign_invalid", "The appSign is not this app's.")
     return _Identity(
         user_id=request.user_id,

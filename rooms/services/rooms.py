@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import TypeGuard
 
 from django.db import transaction
 
-from rooms.models import App, Room, Seat, room_id_validator
+from rooms.models import ROOM_ID_PATTERN, App, Room, Seat, room_id_validator
 from rooms.services.common import ServiceError
 from rooms.text import InvalidText, clean_text
 
@@ -19,7 +20,7 @@ MAX_CREATED_BY = 128  # Room.created_by: a user ID
 
 def is_room_id(value: object) -> bool:
     """1-64 of ``A-Z a-z 0-9 _ . -``, the whole text (a trailing line break too is refused)."""
-    return isinstance(value, str) and room_id_validator.regex.fullmatch(value) is not None
+    return isinstance(value, str) and re.fullmatch(ROOM_ID_PATTERN, value) is not None
 
 
 def room_create(
@@ -77,7 +78,7 @@ def _counts(value: object) -> TypeGuard[list[int]]:
 def _check_names(*, room_id: object, title: object, created_by: object) -> None:
     """Codes name the field: each entry point maps them (the lobby form to its fields)."""
     if not is_room_id(room_id):
-        raise ServiceError("room_id_invalid", room_id_validator.message)
+        raise ServiceError("room_id_invalid", str(room_id_validator.message))
     for code, value, name, longest in (
         ("title_invalid", title, "The title", MAX_TITLE),
         ("created_by_invalid", created_by, "createdBy", MAX_CREATED_BY),
