@@ -7,9 +7,12 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -20,13 +23,51 @@ from tests.servers import LiveServer
 DEMO_APP, DEMO_ROOM = 1234567, "demo"
 
 
-def demo_app_from_sqlite(server: LiveServer) -> App:
-    """The demo app as a SQLite server stored it; tokens are minted here as a backend would."""
+POSTGRES = "postgres://postgres@127.0.0.1:5432/"  # the shared server: a database of our own
+REDIS = "redis://127.0.0.1:6379/0"  # the shared one, never killed: a prefix of our own
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test's servers, dropped afterwards."""
+    name = f"liveaudio_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES + name
+    finally:
+        with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def scale_out_env(database: str) -> dict[str, str]:
+    return {
+        "LIVEAUDIO_DATABASE_URL": database,
+        "LIVEAUDIO_REDIS_URL": REDIS,
+        "LIVEAUDIO_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+    }
+
+
+def query(server: LiveServer, sql: str, *args: object) -> list[tuple]:
+    """Read the server's database (SQLite or PostgreSQL) as the server stored it."""
+    url = server.env.get("LIVEAUDIO_DATABASE_URL")
+    if url:
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql.replace("?", "%s"), args).fetchall()
     with sqlite3.connect(Path(server.env["LIVEAUDIO_SQLITE_PATH"])) as conn:
-        (sign,) = conn.execute(
-            "SELECT app_sign FROM rooms_app WHERE app_id = ?", [DEMO_APP]
-        ).fetchone()
+        return conn.execute(sql, args).fetchall()
+
+
+def demo_app(server: LiveServer) -> App:
+    """The demo app as the server stored it; tokens are minted here as a backend would."""
+    [(sign,)] = query(server, "SELECT app_sign FROM rooms_app WHERE app_id = ?", DEMO_APP)
     return App(app_id=DEMO_APP, app_sign=sign)
+
+
+def online_in_database(server: LiveServer) -> set[str]:
+    return {
+        user_id for (user_id,) in query(server, "SELECT user_id FROM rooms_member WHERE online")
+    }
 
 
 class LiveClient:

@@ -11,12 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.utils import timezone
 
@@ -31,10 +29,11 @@ from rooms.services.presence import (
 )
 from tests.conftest import add_member
 from tests.live_clients import (
-    DEMO_APP,
     LiveClient,
-    demo_app_from_sqlite,
+    demo_app,
     online_users,
+    postgres_database,
+    scale_out_env,
     seated_users,
 )
 from tests.servers import LiveServer
@@ -207,7 +206,7 @@ def lone_server(tmp_path: Path) -> Iterator[LiveServer]:
 async def test_after_kill_9_and_a_restart_the_missing_go_offline_then_lose_their_seats(
     lone_server: LiveServer,
 ) -> None:
-    app = demo_app_from_sqlite(lone_server)
+    app = demo_app(lone_server)
     ada = await LiveClient.join(lone_server, app, "ada")
     bob = await LiveClient.join(lone_server, app, "bob")
     await seat(ada, 1)
@@ -223,35 +222,19 @@ async def test_after_kill_9_and_a_restart_the_missing_go_offline_then_lose_their
     await carol.socket.close()
 
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432/"
-REDIS = "redis://127.0.0.1:6379/0"  # the shared one, never killed: a prefix of our own
-
-
 @pytest.fixture
 def database() -> Iterator[str]:
-    name = f"liveaudio_presence_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES + name
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
 def two_servers(database: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer, App]]:
-    env = {
-        **FAST,
-        "LIVEAUDIO_DATABASE_URL": database,
-        "LIVEAUDIO_REDIS_URL": REDIS,
-        "LIVEAUDIO_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
-    }
+    env = {**FAST, **scale_out_env(database)}
     first, second = LiveServer(tmp_path, env), LiveServer(tmp_path, env)
     first.start()
     second.start(set_up=False)
-    with psycopg.connect(database) as conn:
-        row = conn.execute("SELECT app_sign FROM rooms_app WHERE app_id = %s", [DEMO_APP])
-        app = App(app_id=DEMO_APP, app_sign=row.fetchone()[0])
-    yield first, second, app
+    yield first, second, demo_app(first)
     first.stop()
     second.stop()
 

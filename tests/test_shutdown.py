@@ -9,32 +9,39 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from rooms.lifecycle import CLOSE_SERVER_RESTARTING
-from tests.live_clients import LiveClient, demo_app_from_sqlite, online_users
+from tests.live_clients import (
+    LiveClient,
+    demo_app,
+    online_in_database,
+    online_users,
+    postgres_database,
+    scale_out_env,
+)
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.asyncio
 EXIT_WITHIN = 10  # seconds, from the signal
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path, {"LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS": "0.5"})
-    server.start()
-    yield server
-    if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(5)
-
-
-def online_in_database(server: LiveServer) -> set[str]:
-    with sqlite3.connect(server.env["LIVEAUDIO_SQLITE_PATH"]) as conn:
-        rows = conn.execute("SELECT user_id FROM rooms_member WHERE online").fetchall()
-    return {user_id for (user_id,) in rows}
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    """One server: the embedded mode, or the scale-out mode (a database of its own)."""
+    with ExitStack() as stack:
+        env = {"LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS": "0.5"}
+        if request.param == "postgres+redis":
+            env |= scale_out_env(stack.enter_context(postgres_database()))
+        server = LiveServer(tmp_path, env)
+        server.start()
+        yield server
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(5)
 
 
 def exit_code_after_sigterm(server: LiveServer) -> tuple[int, float]:
@@ -48,7 +55,7 @@ def exit_code_after_sigterm(server: LiveServer) -> tuple[int, float]:
 
 
 async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) -> None:
-    app = demo_app_from_sqlite(server)
+    app = demo_app(server)
     people = [await LiveClient.join(server, app, f"user-{i}") for i in range(8)]
     leaving, staying = people[:4], people[4:]
     for person in leaving:
@@ -63,8 +70,9 @@ async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) 
     assert took < EXIT_WITHIN
 
 
+@pytest.mark.parametrize("server", ["sqlite"], indirect=True)
 async def test_sigterm_exits_by_its_deadline_when_a_write_hangs(server: LiveServer) -> None:
-    app = demo_app_from_sqlite(server)
+    app = demo_app(server)
     ada = await LiveClient.join(server, app, "ada")
     bob = await LiveClient.join(server, app, "bob")
     # Another writer holds the database: ada's disconnect waits on it (SQLite's 20 s timeout).
