@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.db import transaction
 
 from rooms import lifecycle, rendering
@@ -126,13 +126,19 @@ def _send_message(message_pk: int) -> None:
 def _group_send(group: str, payload: dict) -> None:
     if _server_loop_gone(group):
         return
-    async_to_sync(get_channel_layer().group_send)(group, payload)
+    async_to_sync(_layer().group_send)(group, payload)
 
 
 def _channel_send(channel_name: str, payload: dict) -> None:
     if _server_loop_gone(channel_name):
         return
-    async_to_sync(get_channel_layer().send)(channel_name, payload)
+    async_to_sync(_layer().send)(channel_name, payload)
+
+
+def _layer() -> BaseChannelLayer:
+    layer = get_channel_layer()
+    assert layer is not None, "CHANNEL_LAYERS is configured in settings"
+    return layer
 
 
 def _server_loop_gone(to: str) -> bool:

@@ -5,5 +5,9 @@ from django.urls import path
 from rooms.realtime.consumer import RoomConsumer
 
 websocket_urlpatterns = [
-    path("ws/rooms/<int:app_id>/<str:room_id>/", RoomConsumer.as_asgi(), name="room_socket"),
+    path(
+        "ws/rooms/<int:app_id>/<str:room_id>/",
+        RoomConsumer.as_asgi(),  # type: ignore[arg-type]  # Channels' URLRouter takes ASGI apps
+        name="room_socket",
+    ),
 ]

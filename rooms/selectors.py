@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -134,7 +135,7 @@ def room_state(room: Room) -> RoomState:
     # period) are part of the state, so ask the database for just those.
     # Plain rows, not model instances: a room of hundreds is read on every change, and
     # building (and converting the dates of) a Member per row was most of that read.
-    members = list(
+    members: list[Any] = list(
         room.members.filter(banned=False)
         .filter(Q(online=True) | Q(seats__isnull=False))
         .values_list("pk", "user_id", "user_name", "role", "online", "mic_on", named=True)

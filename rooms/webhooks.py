@@ -70,11 +70,11 @@ class Policy:
         return min(self.backoff_base * 2 ** max(attempts - 1, 0), self.backoff_cap)
 
 
-def _setting(name: str, default: float) -> object:
+def _setting(name: str, default: float) -> float:
     value = getattr(settings, name, None)
     if value is None:
         value = os.environ.get(name) or default
-    return value
+    return float(value)
 
 
 # --- queueing (inside the caller's transaction) -----------------------------------------------
@@ -176,7 +176,7 @@ def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> str
     """
     parts = urlsplit(url)
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname, parts.port, timeout=timeout)
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
     cut = threading.Event()
     deadline = threading.Timer(timeout, _cut_off, args=(connection, cut))
     deadline.start()

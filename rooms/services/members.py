@@ -76,7 +76,7 @@ def _joining_role(member: Member, wanted: str, ceiling: str | None, notices: lis
     if member.role == Role.COHOST and wanted != Role.HOST:
         return Role.COHOST  # a reload keeps the role the host gave
     cap = ceiling or Role.SPEAKER
-    if ROLE_RANK[wanted] > ROLE_RANK[cap]:
+    if ROLE_RANK[Role(wanted)] > ROLE_RANK[Role(cap)]:
         notices.append(
             {
                 "code": "role_not_permitted",
@@ -197,6 +197,7 @@ def release_stale_seats(room: Room) -> list[int]:
         ).select_related("occupant")
     )
     for seat in stale:
+        assert seat.occupant is not None  # the filter above
         vacate(seat.occupant)
     return [seat.index for seat in stale]
 

@@ -79,7 +79,7 @@ def vacate(member: Member) -> dict[str, str]:
     if not seats:
         return {}
     Seat.objects.filter(occupant=member).update(occupant=None)
-    changes = {"mic_on": False}
+    changes: dict[str, object] = {"mic_on": False}
     if member.role == Role.COHOST:
         changes["role"] = Role.AUDIENCE
     Member.objects.filter(pk=member.pk).update(**changes)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from rooms.models import App
@@ -17,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--role", choices=["host", "cohost", "speaker", "audience"])
         parser.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="seconds")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         try:
             app = App.objects.get(app_id=options["app_id"])
         except App.DoesNotExist as exc:
