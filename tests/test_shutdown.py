@@ -3,6 +3,7 @@ told to reconnect (close 4013), members offline; and a hard deadline when a writ
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -44,14 +45,18 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
             server.process.wait(5)
 
 
-def exit_code_after_sigterm(server: LiveServer) -> tuple[int, float]:
-    began = time.monotonic()
+def sigterm(server: LiveServer) -> float:
     os.kill(server.process.pid, signal.SIGTERM)
+    return time.monotonic()
+
+
+async def exit_code(server: LiveServer, *, since: float) -> tuple[int, float]:
+    """The server's exit status and how long after the signal it came."""
     try:
-        code = server.process.wait(EXIT_WITHIN)
+        code = await asyncio.to_thread(server.process.wait, EXIT_WITHIN)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the server still runs {EXIT_WITHIN} s after SIGTERM")
-    return code, time.monotonic() - began
+    return code, time.monotonic() - since
 
 
 async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) -> None:
@@ -62,7 +67,7 @@ async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) 
         # The close handshake is done; the server's disconnects (member offline, the room
         # told) are running when the signal comes.
         await person.socket.close()
-    code, took = exit_code_after_sigterm(server)
+    code, took = await exit_code(server, since=sigterm(server))
     assert code == 0  # graceful, not the hard deadline
     for person in staying:
         assert await person.wait_closed() == CLOSE_SERVER_RESTARTING
@@ -80,8 +85,11 @@ async def test_sigterm_exits_by_its_deadline_when_a_write_hangs(server: LiveServ
     blocker.execute("BEGIN IMMEDIATE")
     try:
         await ada.socket.close()
-        code, took = exit_code_after_sigterm(server)
+        since = sigterm(server)
         assert await bob.wait_closed() == CLOSE_SERVER_RESTARTING
+        with pytest.raises(OSError):  # no longer listening
+            await LiveClient.join(server, app, "dan")
+        code, took = await exit_code(server, since=since)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
