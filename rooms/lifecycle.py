@@ -216,7 +216,11 @@ def on_restart(callback: RestartCallback) -> Callable[[], None]:
     A socket that registers nothing is closed with that code all the same."""
     key = id(callback)
     _process.callbacks[key] = callback
-    return lambda: _process.callbacks.pop(key, None)
+
+    def unregister() -> None:
+        _process.callbacks.pop(key, None)
+
+    return unregister
 
 
 def stopping() -> bool:
@@ -255,8 +259,8 @@ class ServerLifecycle:
         if kind == "websocket" and _process.serving:
             await _process.ensure_started()
         task = asyncio.current_task()
-        if task is not None:
-            _process.in_flight.add(task)
+        assert task is not None  # the server runs each request and socket as a task
+        _process.in_flight.add(task)
         try:
             if kind == "websocket":
                 await self._socket(scope, receive, send)

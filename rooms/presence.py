@@ -45,7 +45,9 @@ class Presence:
         self._release_timers: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        channel = await get_channel_layer().new_channel()
+        layer = get_channel_layer()
+        assert layer is not None, "CHANNEL_LAYERS names no default layer"
+        channel = await layer.new_channel()
         self.channel_prefix = channel.partition("!")[0]
         await _db(process_register)(channel_prefix=self.channel_prefix)
         self._loop_task = asyncio.create_task(self._beat_and_sweep())

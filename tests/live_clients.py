@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from rooms.models import App
 from rooms.tokens import token_mint
@@ -81,7 +83,7 @@ class LiveClient:
     async def join(cls, server: LiveServer, app: App, user_id: str) -> LiveClient:
         token = token_mint(app=app, room_id=DEMO_ROOM, user_id=user_id, user_name=user_id)
         url = f"{server.ws_url}/ws/rooms/{DEMO_APP}/{DEMO_ROOM}/?token={token}"
-        client = cls(await connect(url, origin=server.url), user_id)
+        client = cls(await connect(url, origin=Origin(server.url)), user_id)
         await client.wait_for(lambda frame: frame["type"] == "room.joined")
         return client
 
@@ -89,7 +91,7 @@ class LiveClient:
         async with asyncio.timeout(timeout):
             while True:
                 text = await self.socket.recv()
-                if not text.startswith("{"):
+                if not isinstance(text, str) or not text.startswith("{"):
                     continue  # HTML for htmx
                 frame = json.loads(text)
                 if "state" in frame:
@@ -113,6 +115,11 @@ class LiveClient:
             await self.wait_for(lambda frame: False, timeout)
         self.close_code = self.socket.close_code
         return self.close_code
+
+
+def server_process(server: LiveServer) -> subprocess.Popen:
+    assert server.process is not None, "the server was never started"
+    return server.process
 
 
 def online_users(state: dict) -> set[str]:

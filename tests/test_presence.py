@@ -35,6 +35,7 @@ from tests.live_clients import (
     postgres_database,
     scale_out_env,
     seated_users,
+    server_process,
 )
 from tests.servers import LiveServer
 
@@ -185,8 +186,8 @@ GRACE = float(FAST["LIVEAUDIO_SEAT_GRACE_SECONDS"])
 
 
 def kill_9(server: LiveServer) -> None:
-    os.kill(server.process.pid, signal.SIGKILL)
-    server.process.wait(5)
+    os.kill(server_process(server).pid, signal.SIGKILL)
+    server_process(server).wait(5)
 
 
 async def seat(client: LiveClient, index: int) -> None:

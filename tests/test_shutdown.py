@@ -23,6 +23,7 @@ from tests.live_clients import (
     online_users,
     postgres_database,
     scale_out_env,
+    server_process,
 )
 from tests.servers import LiveServer
 
@@ -40,20 +41,20 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServe
         server = LiveServer(tmp_path, env)
         server.start()
         yield server
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(5)
+        if server_process(server).poll() is None:
+            server_process(server).kill()
+            server_process(server).wait(5)
 
 
 def sigterm(server: LiveServer) -> float:
-    os.kill(server.process.pid, signal.SIGTERM)
+    os.kill(server_process(server).pid, signal.SIGTERM)
     return time.monotonic()
 
 
 async def exit_code(server: LiveServer, *, since: float) -> tuple[int, float]:
     """The server's exit status and how long after the signal it came."""
     try:
-        code = await asyncio.to_thread(server.process.wait, EXIT_WITHIN)
+        code = await asyncio.to_thread(server_process(server).wait, EXIT_WITHIN)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the server still runs {EXIT_WITHIN} s after SIGTERM")
     return code, time.monotonic() - since
