@@ -110,3 +110,12 @@ def test_a_key_without_credentials_replays_nothing(client, api: KeyedApi, room: 
         HTTP_IDEMPOTENCY_KEY="k",
     )
     assert_error(anonymous, 401, "unauthorized")
+
+
+def test_the_schema_offers_the_key_on_every_post(client) -> None:
+    document = client.get("/api/v1/openapi.json").json()
+    posts = [ops["post"] for ops in document["paths"].values() if "post" in ops]
+    assert len(posts) == 7
+    for operation in posts:
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["Idempotency-Key"] and "422" in operation["responses"]

@@ -15,6 +15,7 @@ from ninja import Path, Query, Router, Status
 from pydantic import BaseModel
 
 from rooms import services
+from rooms.api import idempotency
 from rooms.api.errors import ApiError
 from rooms.api.schemas import (
     MAX_TTL_SECONDS,
@@ -82,6 +83,25 @@ UserPath = Annotated[
 ]
 # Every endpoint may refuse a malformed request, a missing / wrong appSign, or too many.
 REFUSED = {400: ErrorOut, 401: ErrorOut, 429: ErrorOut}
+# Every POST takes an Idempotency-Key (rooms.api.idempotency) and may refuse a reused one.
+KEYED = {422: ErrorOut}
+IDEMPOTENCY_KEY = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": idempotency.HEADER,
+            "required": False,
+            "description": "Do this POST at most once: a retry with the same key (and body) "
+            "within 24 h gets the first answer again.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": idempotency.MAX_KEY_CHARS,
+                "pattern": r"^[\x20-\x7e]+$",
+            },
+        }
+    ]
+}
 IN_A_ROOM = {**REFUSED, 404: ErrorOut}
 CHANGING_A_ROOM = {**IN_A_ROOM, 409: ErrorOut}
 
@@ -158,7 +178,8 @@ def _stored_member_out(member: Member) -> MemberOut:
 
 @router.post(
     "/tokens",
-    response={200: TokenOut, **REFUSED},
+    response={200: TokenOut, **REFUSED, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Mint a room token",
     operation_id="token_create",
     tags=["tokens"],
@@ -210,7 +231,8 @@ def room_list(request: HttpRequest, filters: Query[RoomFilter]) -> RoomList:
 
 @router.post(
     "/rooms",
-    response={201: RoomOut, **REFUSED, 409: ErrorOut},
+    response={201: RoomOut, **REFUSED, 409: ErrorOut, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Create a room",
     operation_id="room_create",
     tags=["rooms"],
@@ -238,7 +260,8 @@ def room_get(request: HttpRequest, roomID: RoomPath) -> RoomOut:
 
 @router.post(
     "/rooms/{roomID}/end",
-    response={200: RoomOut, **IN_A_ROOM},
+    response={200: RoomOut, **IN_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="End a room",
     operation_id="room_end",
     tags=["rooms"],
@@ -274,7 +297,8 @@ def member_list(request: HttpRequest, roomID: RoomPath, filters: Query[MemberFil
 
 @router.post(
     "/rooms/{roomID}/members/{anytext:userID}/kick",
-    response={200: MemberOut, **CHANGING_A_ROOM},
+    response={200: MemberOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Kick a member",
     operation_id="member_kick",
     tags=["members"],
@@ -290,7 +314,8 @@ def member_kick(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> Mem
 
 @router.post(
     "/rooms/{roomID}/members/{anytext:userID}/ban",
-    response={200: MemberOut, **CHANGING_A_ROOM},
+    response={200: MemberOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Ban a member",
     operation_id="member_ban",
     tags=["members"],
@@ -305,7 +330,8 @@ def member_ban(request: HttpRequest, roomID: RoomPath, userID: UserPath) -> Memb
 
 @router.post(
     "/rooms/{roomID}/members/{anytext:userID}/unban",
-    response={200: MemberOut, **IN_A_ROOM},
+    response={200: MemberOut, **IN_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Lift a ban",
     operation_id="member_unban",
     tags=["members"],
@@ -329,7 +355,8 @@ def _known_member(room: Room, user_id: str) -> Member:
 
 @router.post(
     "/rooms/{roomID}/messages",
-    response={201: MessageOut, **CHANGING_A_ROOM},
+    response={201: MessageOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
     summary="Send a system message",
     operation_id="message_send",
     tags=["chat"],

@@ -46,6 +46,8 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             clean_text(key, name=HEADER, max_chars=MAX_KEY_CHARS, min_chars=1)
         except InvalidText as exc:
             return _refusal(400, "invalid_request", exc.message)
+        if not key.isascii():  # HTTP headers carry Latin-1 at best: keep keys portable
+            return _refusal(400, "invalid_request", f"{HEADER} must be printable ASCII.")
         return _once(view, request, app, key, args, kwargs)
 
     return wrapped
