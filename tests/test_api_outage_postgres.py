@@ -130,7 +130,12 @@ async def test_chat_with_a_nul_is_refused_on_postgres_and_nothing_is_stored(
 ) -> None:
     ada = await LiveClient.join(live, demo_app, "ada-pg")
     try:
-        for args in [{"message": "nul\x00"}, {"message": "ok", "attributes": {"k": "\x00"}}]:
+        refusals = [
+            {"message": "nul\x00"},
+            {"message": "lone \ud800"},
+            {"message": "ok", "attributes": {"k": "\x00"}},
+        ]
+        for args in refusals:
             refused = await ada.request("message.send", **args)
             assert refused["type"] == "error", refused
             assert refused["code"] in {"invalid_text", "bad_request"} and refused["message"]
