@@ -71,6 +71,8 @@ async def test_sigterm_while_sockets_close_stops_gracefully(server: LiveServer) 
     code, took = await exit_code(server, since=sigterm(server))
     assert code == 0  # graceful, not the hard deadline
     for person in staying:
+        farewell = await person.wait_for(lambda frame: frame["type"] == "error")
+        assert farewell["code"] == "server_restarting"  # the page says why, and reconnects
         assert await person.wait_closed() == CLOSE_SERVER_RESTARTING
     assert online_in_database(server) == set()
     assert took < EXIT_WITHIN

@@ -21,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from rooms import rendering, services
+from rooms import lifecycle, rendering, services
 from rooms.events import room_group, send_session_replaced, user_group
 from rooms.models import Member, Room
 from rooms.protocol import ProtocolError, parse_frame
@@ -46,6 +46,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _groups: tuple[str, ...] = ()
     _expiry: asyncio.Task[None] | None = None
     _close_after_reply = False
+    _unregister_restart: Callable[[], None] | None = None
 
     async def connect(self) -> None:
         if not await self.in_thread(admission.origin_known, self.scope):
@@ -82,6 +83,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.media.attach()
         await self._send_welcome()
         watch.follow(self)
+        self._unregister_restart = lifecycle.on_restart(self._server_restarting)
         for notice in joined.notices:
             await self._send_error(notice["code"], notice["message"])
         self._expiry = asyncio.create_task(self._expire_at(admitted.expires_at))
@@ -90,6 +92,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if self._expiry is not None:
             self._expiry.cancel()
         watch.forget(self)
+        if self._unregister_restart is not None:
+            self._unregister_restart()
         if hasattr(self, "outbox"):
             self.outbox.close()
         await self._leave_groups()
@@ -197,6 +201,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
             "session_replaced",
             "You joined this room from another tab.",
             close_code_for("session_replaced"),
+        )
+
+    async def _server_restarting(self) -> None:
+        """The process is going down (or was taken for dead): the page reconnects."""
+        await self._refuse(
+            "server_restarting",
+            "The server is restarting; reconnecting.",
+            close_code_for("server_restarting"),
         )
 
     # --- frames --------------------------------------------------------------------------------

@@ -337,6 +337,8 @@ document.body.addEventListener("htmx:wsOpen", (event) => {
   startMedia();
 });
 
+const SERVER_RESTARTING = 4013; // rooms/realtime/close_codes.py
+
 document.body.addEventListener("htmx:wsClose", (event) => {
   socket = null;
   for (const [id, waiter] of pending) {
@@ -344,7 +346,12 @@ document.body.addEventListener("htmx:wsClose", (event) => {
     pending.delete(id);
   }
   const { code, reason } = event.detail.event;
-  if (code >= 4000) {
+  if (code === SERVER_RESTARTING) {
+    // The server is going down and coming back: htmx reconnects only after 1006 / 1011-1013,
+    // which daphne cannot send, so the page joins again itself, soon but not all at once.
+    setConnection("reconnecting", "the server is restarting; reconnecting…");
+    setTimeout(() => location.reload(), 1000 + Math.random() * 2000);
+  } else if (code >= 4000) {
     // The server said why (the last error / onEnded frame); htmx will not reconnect.
     liveaudio.closed = { code, reason };
     setConnection("closed", "disconnected");
