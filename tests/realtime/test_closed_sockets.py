@@ -46,16 +46,20 @@ async def test_sockets_closing_mid_chat_log_no_traceback(server: LiveServer) -> 
     for round_ in range(3):
         listeners = await asyncio.gather(*(join(f"l{round_}-{n}") for n in range(8)))
         for n in range(15):  # 45 in all: within the socket's rate limit
-            text = f"r{round_}-m{n}"
-            await chatter.send(json.dumps({"action": "message.send", "message": text}))
+            last = f"r{round_}-m{n}"
+            await chatter.send(json.dumps({"action": "message.send", "message": last}))
             if n == 5:  # gone without a goodbye, while messages are on their way to them
                 for listener in listeners:
                     listener.transport.abort()
         # The chatter's own copy of the last message: everything before it was sent.
-        async for text in chatter:
-            frame = json.loads(text) if text.startswith("{") else {}
-            if frame.get("type") == "message.onReceived" and frame["message"]["message"] == text:
-                break
+        async with asyncio.timeout(60):
+            async for text in chatter:
+                frame = json.loads(text) if text.startswith("{") else {}
+                if (
+                    frame.get("type") == "message.onReceived"
+                    and frame["message"]["message"] == last
+                ):
+                    break
     await chatter.close()
     log = server.log.read_text()
     assert "Traceback" not in log
