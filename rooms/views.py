@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -15,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -164,8 +165,8 @@ def _embed_session_page(request: HttpRequest, room: Room, key: str) -> HttpRespo
 def _embed_token_page(request: HttpRequest, room: Room, token: str) -> HttpResponse:
     claims = token_verify(token=token, app=room.app, room_id=room.room_id)
     # The join options (role, takeIndexWhenJoining, ...) go on to the socket, which checks them.
-    options = {k: v for k, v in request.GET.items() if k in JOIN_OPTIONS}
-    role = options.get("role")
+    options: dict[str, str] = {k: request.GET[k] for k in request.GET if k in JOIN_OPTIONS}
+    role = options.get("role", "")
     config = room_config.preset(role if role in room_config.ROLES else Role.AUDIENCE)
     return _render_room(
         request,
@@ -232,14 +233,17 @@ def _amend_policy(
 ) -> HttpResponse:
     """django-csp's per-view decorators, for directives known only once the page is made."""
 
-    def page(request: HttpRequest) -> HttpResponse:
+    def respond(request: HttpRequest) -> HttpResponseBase:
         return response
 
+    page: Callable[[HttpRequest], HttpResponseBase] = respond
     if update:
         page = csp_update(update)(page)
     if replace:
         page = csp_replace(replace)(page)
-    return page(request)
+    amended = page(request)
+    assert isinstance(amended, HttpResponse)
+    return amended
 
 
 # --- the embed SDK's first request ----------------------------------------------------------
@@ -393,7 +397,7 @@ def _site_user_id(request: HttpRequest) -> str:
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm = UserCreationForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
             login(request, form.save())
