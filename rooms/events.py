@@ -46,8 +46,16 @@ def user_group(room_pk: int, user_id: str) -> str:
 
 def after_commit(send: Callable[[], None]) -> None:
     """Run ``send`` once the current transaction commits (at once outside one). A failure
-    is logged by Django and the change stays made."""
-    transaction.on_commit(send, robust=True)
+    (the channel layer is down) is one line in the log, and the change stays made: sockets
+    catch up from the room's revision."""
+
+    def guarded() -> None:
+        try:
+            send()
+        except Exception as exc:
+            log.warning("a broadcast was not sent, sockets will catch up: %r", exc)
+
+    transaction.on_commit(guarded, robust=True)
 
 
 def broadcast_room_changed(room_pk: int, events: list[dict]) -> None:

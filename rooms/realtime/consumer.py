@@ -46,6 +46,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
     _groups: tuple[str, ...] = ()
     _expiry: asyncio.Task[None] | None = None
     _close_after_reply = False
+    _gone = False  # disconnect() ran
     _unregister_restart: Callable[[], None] | None = None
 
     async def connect(self) -> None:
@@ -88,7 +89,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send_error(notice["code"], notice["message"])
         self._expiry = asyncio.create_task(self._expire_at(admitted.expires_at))
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._gone:
+                # The consumer failed before its socket said goodbye (the channel layer went
+                # down under it): the user is gone all the same.
+                try:
+                    await self.disconnect(1011)
+                except Exception:
+                    log.exception("a failed socket's disconnect failed")
+
     async def disconnect(self, code: int) -> None:
+        self._gone = True
         if self._expiry is not None:
             self._expiry.cancel()
         watch.forget(self)
