@@ -235,3 +235,25 @@ async def test_a_socket_that_missed_an_update_catches_up() -> None:
     )
     assert caught_up["events"] == []
     await a.leave()
+
+
+# --- bad bytes --------------------------------------------------------------------------------
+
+
+async def test_bad_text_and_deep_json_are_refused_clearly_and_store_nothing() -> None:
+    room = await make_room()
+    a = await Participant.join(room, "a")
+    frames = [
+        '{"action": "message.send", "message": "\\ud800 lone"}',  # a lone surrogate
+        '{"action": "message.send", "message": "nul \\u0000 here"}',
+        '{"action": "message.send", "message": "hi", "attributes": {"k": "\\u0007"}}',
+        "[" * 5000 + "]" * 5000,
+        '{"action": "seat.host.muteByUserID", "userID": "line\\nbreak"}',
+    ]
+    for frame in frames:
+        await a.communicator.send_to(text_data=frame)
+        error = await a.wait_for("error")
+        assert error["code"] == "bad_request", error
+    assert (await a.request("ping"))["ok"]  # still connected, never a 1011
+    assert not await db(lambda: room.messages.exists())()
+    await a.leave()
