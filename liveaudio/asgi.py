@@ -20,7 +20,7 @@ router = ProtocolTypeRouter(
         "http": django_asgi_app,
         # The socket checks its Origin itself (rooms/realtime/admission.py): this server's
         # own pages, or the app's allowed origins; a refusal is a close code, not a bare 403.
-        "websocket": URLRouter(websocket_urlpatterns),  # type: ignore[arg-type]
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )
 # Every request and socket in flight is known, for a graceful stop on SIGTERM; under daphne,

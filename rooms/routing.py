@@ -7,7 +7,7 @@ from rooms.realtime.consumer import RoomConsumer
 websocket_urlpatterns = [
     path(
         "ws/rooms/<int:app_id>/<str:room_id>/",
-        RoomConsumer.as_asgi(),  # type: ignore[arg-type]  # Channels' URLRouter takes ASGI apps
+        RoomConsumer.as_asgi(),
         name="room_socket",
     ),
 ]
