@@ -185,7 +185,7 @@ def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> str
         response = connection.getresponse()
         status, answer = response.status, response.read(MAX_RESPONSE_BYTES)
     except (OSError, ValueError, http.client.HTTPException) as exc:
-        if cut.is_set():
+        if cut.is_set() or isinstance(exc, TimeoutError):  # the deadline, or the socket's own
             return f"no answer within {timeout:g} s"
         return f"{type(exc).__name__}: {exc}"  # refused, timed out, bad TLS, broken answer...
     finally:
