@@ -44,6 +44,14 @@ def user_group(room_pk: int, user_id: str) -> str:
     return f"room.{room_pk}.user.{digest}"
 
 
+def plain(html: str) -> str:
+    """The rendered HTML as a plain ``str``. The in-memory channel layer deep-copies each
+    message for every socket of the group: a plain string is shared by all the copies, but
+    Django's ``SafeString`` (a subclass) is copied, the room's whole HTML once per socket and
+    queued message (3.2-3.75 GB in a 200-join storm; docs/performance.md)."""
+    return str.__str__(html)
+
+
 def after_commit(send: Callable[[], None]) -> None:
     """Run ``send`` once the current transaction commits (at once outside one). A failure
     (the channel layer is down) is one line in the log, and the change stays made: sockets
@@ -81,7 +89,7 @@ def broadcast_message_sent(message: Message) -> None:
 def broadcast_message_deleted(message: Message) -> None:
     payload = {
         "type": "room.message",
-        "html": rendering.message_removed_html(message.pk),
+        "html": plain(rendering.message_removed_html(message.pk)),
         "event": {"type": "message.onDeleted", "messageID": message.pk},
     }
     after_commit(lambda: _group_send(room_group(message.room_id), payload))
@@ -113,7 +121,7 @@ def room_update_parts(room: Room) -> dict[str, str]:
     """The room as it is now, for a ``room.update``: its shared HTML and its state."""
     state = room_state(room)
     return {
-        "html": rendering.room_parts_html(state),
+        "html": plain(rendering.room_parts_html(state)),
         # Serialised once here: a string is cheap for the channel layer to copy or pack for
         # every socket of the room, and most sockets pass it on to their client unchanged.
         "state_json": json.dumps(state.as_json()),
@@ -125,7 +133,7 @@ def _send_message(message_pk: int) -> None:
     msg = message_state(message)
     payload = {
         "type": "room.message",
-        "html": rendering.message_added_html(msg),
+        "html": plain(rendering.message_added_html(msg)),
         "event": {"type": "message.onReceived", "message": rendering.message_json(msg)},
     }
     _group_send(room_group(message.room_id), payload)

@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.db.models import F
@@ -257,3 +258,20 @@ async def test_bad_text_and_deep_json_are_refused_clearly_and_store_nothing() ->
     assert (await a.request("ping"))["ok"]  # still connected, never a 1011
     assert not await db(lambda: room.messages.exists())()
     await a.leave()
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+async def test_a_room_update_is_one_string_shared_by_every_sockets_queue() -> None:
+    """The in-memory layer deep-copies a message for each channel of a group: the room's
+    HTML must be a plain str (shared by the copies), not Django's SafeString (copied)."""
+    room = await make_room()
+    layer = get_channel_layer()
+    first, second = await layer.new_channel(), await layer.new_channel()
+    for channel in (first, second):
+        await layer.group_add(events.room_group(room.pk), channel)
+    await db(lambda: room_changed(Room.objects.get(pk=room.pk), [{"type": "x"}]))()
+    one, other = await layer.receive(first), await layer.receive(second)
+    assert one["html"] is other["html"]
+    assert one["state_json"] is other["state_json"]
