@@ -535,7 +535,10 @@ def _cpus(text: str) -> set[int]:
 
 
 def main() -> None:
-    args = _parser().parse_args()
+    parser = _parser()
+    args = parser.parse_args()
+    if (args.probe or args.trim or args.tracemalloc) and not args.spawn_server:
+        parser.error("--probe, --trim and --tracemalloc need --spawn-server (the probe runs in it)")
     server_process = None
     server = args.server
     if args.spawn_server:
