@@ -16,21 +16,15 @@ import requests
 from websockets.asyncio.client import connect
 
 from rooms.models import App
-from tests.live_clients import DEMO_APP, DEMO_ROOM, LiveClient
+from tests.live_clients import DEMO_APP, DEMO_ROOM, LiveClient, postgres_database
 from tests.redis_server import RedisServer
 from tests.servers import LiveServer
-
-POSTGRES = "postgres://postgres@127.0.0.1:5432/"
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    name = f"liveaudio_text_api_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES + name
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

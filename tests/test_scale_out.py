@@ -15,22 +15,18 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from rooms.models import App
 from rooms.tokens import token_mint
+from tests.live_clients import postgres_database
 from tests.servers import LiveServer
 from tests.socket_client import update_with
 
-POSTGRES = "postgres://postgres@127.0.0.1:5432/"
 REDIS = "redis://127.0.0.1:6379/0"
 DEMO_APP, DEMO_ROOM = 1234567, "demo"
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    name = f"liveaudio_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES + name
-    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
