@@ -271,9 +271,11 @@ async def test_levels_frames_show_the_audible_speakers_and_only_changes(stage: S
     a, b, c = await speakers_and_listener(stage)
 
     def levels(*speaking: str) -> Callable[[dict], bool]:
-        return lambda f: f.get("type") == "levels" and sorted(
-            uid for uid, level in f["levels"].items() if level > 0.01
-        ) == sorted(speaking)
+        return lambda f: (
+            f.get("type") == "levels"
+            and sorted(uid for uid, level in f["levels"].items() if level > 0.01)
+            == sorted(speaking)
+        )
 
     frame = await b.socket.wait_for(levels("a", "c"))
     assert set(frame["levels"]) == {"a", "c"}  # only who is heard, never the audience
