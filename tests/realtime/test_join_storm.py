@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidMessage
 
-from rooms.models import App
 from rooms.tokens import token_mint
+from tests.live_clients import DEMO_APP, DEMO_ROOM, demo_app, query
 from tests.servers import LiveServer
 
-DEMO_APP, DEMO_ROOM = 1234567, "demo"
 JOINERS = 200
 
 
@@ -49,19 +47,14 @@ class Watcher:
 
 
 def database_revision(server: LiveServer) -> int:
-    with sqlite3.connect(server.env["LIVEAUDIO_SQLITE_PATH"]) as db:
-        row = db.execute(
-            "SELECT revision FROM rooms_room r JOIN rooms_app a ON r.app_id = a.id"
-            " WHERE a.app_id = ? AND r.room_id = ?",
-            [DEMO_APP, DEMO_ROOM],
-        ).fetchone()
-    return row[0]
-
-
-def demo_app(server: LiveServer) -> App:
-    with sqlite3.connect(server.env["LIVEAUDIO_SQLITE_PATH"]) as db:
-        sign = db.execute("SELECT app_sign FROM rooms_app WHERE app_id = ?", [DEMO_APP]).fetchone()
-    return App(app_id=DEMO_APP, app_sign=sign[0])
+    [(revision,)] = query(
+        server,
+        "SELECT revision FROM rooms_room r JOIN rooms_app a ON r.app_id = a.id"
+        " WHERE a.app_id = ? AND r.room_id = ?",
+        DEMO_APP,
+        DEMO_ROOM,
+    )
+    return revision
 
 
 @pytest.mark.asyncio
