@@ -66,7 +66,8 @@ class RevisionWatch:
             for socket in sockets
             if socket.outbox.idle and socket.outbox.revision < revisions.get(pk, -1)
         }
-        stale, self._behind = behind & self._behind, behind - (behind & self._behind)
+        stale = behind & self._behind  # behind on two looks in a row
+        self._behind = behind - stale
         for pk in {socket.room.pk for socket in stale}:
             message = await database_sync_to_async(_current)(pk)
             for socket in stale:
