@@ -227,3 +227,41 @@ LIVEAUDIO_SHUTDOWN_DRAIN_SECONDS = float(os.environ.get("LIVEAUDIO_SHUTDOWN_DRAI
 LIVEAUDIO_SHUTDOWN_DEADLINE_SECONDS = float(
     os.environ.get("LIVEAUDIO_SHUTDOWN_DEADLINE_SECONDS", "9")
 )
+
+# --- the media player (docs/operations.md) --------------------------------------------------
+# Uploaded and fetched media files go through Django's storage API ("default" in STORAGES:
+# the file system under MEDIA_ROOT unless a deployment names another backend). The media
+# worker reads a local path: the storage's own, or a copy in LIVEAUDIO_MEDIA_CACHE_DIR.
+MEDIA_ROOT = os.environ.get("LIVEAUDIO_MEDIA_ROOT", str(VAR_DIR / "media"))
+MEDIA_URL = "/media-files/"  # never served: files reach listeners only through the mixer
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LIVEAUDIO_MEDIA_CACHE_DIR = os.environ.get(
+    "LIVEAUDIO_MEDIA_CACHE_DIR", str(VAR_DIR / "media-cache")
+)
+# Uploads in progress (and URL downloads) are assembled here before the probe accepts them.
+LIVEAUDIO_MEDIA_UPLOAD_DIR = os.environ.get(
+    "LIVEAUDIO_MEDIA_UPLOAD_DIR", str(VAR_DIR / "media-uploads")
+)
+LIVEAUDIO_MEDIA_MAX_BYTES = int(os.environ.get("LIVEAUDIO_MEDIA_MAX_BYTES", str(200 * 1024**2)))
+LIVEAUDIO_MEDIA_MAX_DURATION_SECONDS = float(
+    os.environ.get("LIVEAUDIO_MEDIA_MAX_DURATION_SECONDS", str(4 * 3600))
+)
+LIVEAUDIO_MEDIA_CHUNK_BYTES = 1024 * 1024  # within DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
+# An upload not finished within this long is dropped (its bytes deleted) by the next upload.
+LIVEAUDIO_MEDIA_UPLOAD_TTL_SECONDS = float(
+    os.environ.get("LIVEAUDIO_MEDIA_UPLOAD_TTL_SECONDS", "3600")
+)
+LIVEAUDIO_MEDIA_UPLOADS_PER_ROOM = 4  # unfinished uploads a room may hold at once
+# Fetching an https:// URL (only from hosts on the app's remote media list): the whole
+# download must finish within this long, and no read may wait longer than the read timeout.
+LIVEAUDIO_MEDIA_FETCH_SECONDS = float(os.environ.get("LIVEAUDIO_MEDIA_FETCH_SECONDS", "60"))
+LIVEAUDIO_MEDIA_FETCH_READ_SECONDS = float(
+    os.environ.get("LIVEAUDIO_MEDIA_FETCH_READ_SECONDS", "10")
+)
+# TESTS ONLY: let a fetch reach a loopback address (the test's own HTTPS server), with this
+# CA file. Private, link-local and reserved addresses stay refused. Never in production.
+LIVEAUDIO_MEDIA_FETCH_ALLOW_LOOPBACK = False
+LIVEAUDIO_MEDIA_FETCH_CA_FILE = ""

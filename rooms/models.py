@@ -13,6 +13,11 @@ def new_app_sign() -> str:
     return secrets.token_hex(32)
 
 
+def default_media_roles() -> list[str]:
+    """config.mediaPlayer.rolesCanControl's default: the host (and a co-host standing in)."""
+    return ["host"]
+
+
 # The one statement of what a room ID may be: the model, forms, the HTTP API's schema and
 # the socket's URLs all use it.
 ROOM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -45,6 +50,11 @@ class App(models.Model):
     webhook_url = models.URLField(
         blank=True, help_text="Where room and member events are POSTed, signed with the appSign."
     )
+    remote_media_hosts = models.TextField(
+        blank=True,
+        help_text="Hosts whose https:// media the rooms may play, one per line "
+        "(media.example.com, *.cdn.example.com, or host:port). Empty: no remote media.",
+    )
 
     class Meta:
         ordering = ["app_id"]
@@ -55,6 +65,10 @@ class App(models.Model):
     @property
     def origins(self) -> list[str]:
         return [line.strip() for line in self.allowed_origins.splitlines() if line.strip()]
+
+    @property
+    def media_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.remote_media_hosts.splitlines() if h.strip()]
 
 
 class Room(models.Model):
@@ -73,6 +87,10 @@ class Room(models.Model):
     # Counts the room's changes (bumped in the transaction of each, under the room's row
     # lock): an update read before another one was written is recognised when it arrives late.
     revision = models.PositiveBigIntegerField(default=0, editable=False)
+    # config.mediaPlayer.rolesCanControl of the host's config, stored when a host joins.
+    media_roles = models.JSONField(
+        default=default_media_roles, blank=True, help_text="Roles that control the media player"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -284,3 +302,119 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.endpoint} → {self.status}"
+
+
+class MediaKind(models.TextChoices):
+    PURE_AUDIO = "pureAudio", "Audio"
+    VIDEO = "video", "Video"
+
+
+class MediaFile(models.Model):
+    """An uploaded (or fetched) file a room's player may play, probed before it was stored.
+
+    Owned by the room: its bytes (``storage_name`` in Django's default storage) are deleted
+    when the room ends, unless an operator set ``keep``.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="media_files")
+    media_id = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    extension = models.CharField(max_length=8)
+    kind = models.CharField(max_length=16, choices=MediaKind.choices)
+    duration_ms = models.PositiveBigIntegerField()
+    info = models.JSONField(default=dict, blank=True, help_text="width, height, frameRate")
+    storage_name = models.CharField(max_length=255, unique=True)
+    source_url = models.CharField(max_length=2048, blank=True, help_text="Fetched from")
+    uploaded_by = models.CharField(max_length=128, blank=True, help_text="user_id; empty: API")
+    keep = models.BooleanField(default=False, help_text="Kept when the room ends")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gt=0), name="media_file_not_empty"),
+            models.CheckConstraint(condition=Q(duration_ms__gt=0), name="media_file_has_duration"),
+            models.CheckConstraint(
+                condition=Q(kind__in=MediaKind.values), name="media_file_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.room}"
+
+
+class MediaUpload(models.Model):
+    """A chunked upload in progress: its bytes so far are in the upload directory, not in
+    the storage, until the probe accepts the whole file (``rooms.mediafiles``)."""
+
+    upload_id = models.CharField(max_length=32, unique=True)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="media_uploads")
+    user_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=255)
+    extension = models.CharField(max_length=8)
+    size = models.PositiveBigIntegerField()
+    received = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gt=0), name="media_upload_not_empty"),
+            models.CheckConstraint(
+                condition=Q(received__lte=models.F("size")), name="media_upload_within_size"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.received}/{self.size}"
+
+
+class PlayState(models.TextChoices):
+    NO_PLAY = "noPlay", "Nothing loaded"
+    LOAD_READY = "loadReady", "Loaded"
+    PLAYING = "playing", "Playing"
+    PAUSING = "pausing", "Paused"
+    PLAY_ENDED = "playEnded", "Ended"
+
+
+class Playback(models.Model):
+    """The room's media player: what plays, where, how loud. One row per room, made on the
+    player's first use; it survives a restart (``rooms.services.media``).
+
+    ``position_ms`` is the position at ``position_at``; while playing the position moves on
+    from there with the clock. ``key`` names the worker's playout: a new key is a new one
+    (play, seek, a resume after a restart).
+    """
+
+    room = models.OneToOneField(
+        Room, on_delete=models.CASCADE, primary_key=True, related_name="playback"
+    )
+    # PROTECT: the file of a loaded player cannot go (the player is stopped first).
+    media = models.ForeignKey(
+        MediaFile, null=True, blank=True, on_delete=models.PROTECT, related_name="playbacks"
+    )
+    state = models.CharField(max_length=16, choices=PlayState.choices, default=PlayState.NO_PLAY)
+    position_ms = models.PositiveBigIntegerField(default=0)
+    position_at = models.DateTimeField()
+    volume = models.PositiveSmallIntegerField(default=30)
+    repeat = models.BooleanField(default=False)
+    started_by = models.CharField(max_length=128, blank=True, help_text="user_id; empty: API")
+    key = models.CharField(max_length=32, blank=True)
+    error = models.CharField(max_length=500, blank=True, help_text="Why the last playout failed")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(volume__lte=100), name="playback_volume_0_100"),
+            models.CheckConstraint(
+                condition=Q(state__in=PlayState.values), name="playback_state_known"
+            ),
+            # Nothing loaded, or a file and a playout key: never half of it.
+            models.CheckConstraint(
+                condition=(Q(state="noPlay", media__isnull=True, key=""))
+                | (~Q(state="noPlay") & Q(media__isnull=False) & ~Q(key="")),
+                name="playback_loaded_or_not",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.state} in {self.room}"
