@@ -22,16 +22,21 @@ from .patches import (
     restrict_host_candidates_to_loopback,
 )
 from .peer import MediaPeer, validate_offer
+from .player import MEDIA_SOURCE_ID, MediaPlayer, PlaybackReport, PlaybackSpec
 from .playout import PlayoutBuffer, PlayoutFrame
 
 __all__ = [
+    "MEDIA_SOURCE_ID",
     "MediaEngine",
     "MediaError",
     "MediaFrontEnd",
     "MediaHub",
     "MediaPeer",
+    "MediaPlayer",
     "MixedAudioTrack",
     "MixerStats",
+    "PlaybackReport",
+    "PlaybackSpec",
     "PlayoutBuffer",
     "PlayoutFrame",
     "RoomMixer",

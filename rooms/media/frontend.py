@@ -8,11 +8,13 @@ this process) or a `MediaProcess` (the hub in a media worker process). Both are 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .hub import LevelsListener, MediaHub, PeerClosedListener
+from .hub import LevelsListener, MediaHub, PeerClosedListener, PlaybackListener
 from .patches import check_versions
+from .player import PlaybackReport, PlaybackSpec
 from .subscribers import AudibleMemory, RoomSubscribers
 
 T = TypeVar("T")
@@ -24,8 +26,8 @@ class MediaFrontEnd(Protocol):
 
     Coroutines (`offer`, `release`, `query`, `close`) run where the hub lives and are
     awaited here, with its `MediaError`s; rule changes (`release_later`, `cancel_release`,
-    `set_audible`, `set_local_mutes`) return at once and are applied in the order they were
-    made; listeners are called on the loop that subscribed them.
+    `set_audible`, `set_local_mutes`, `set_playback`) return at once and are applied in the
+    order they were made; listeners are called on the loop that subscribed them.
     """
 
     @property
@@ -46,6 +48,16 @@ class MediaFrontEnd(Protocol):
     ) -> None: ...
 
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None: ...
+
+    def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
+        """What the room plays (`player.PlaybackSpec`); None stops it and frees its decoder."""
+        ...
+
+    def subscribe_playback(self, room: Hashable, listener: PlaybackListener) -> Callable[[], None]:
+        """`listener(report)` on the loop running now, on every change of the room's playout
+        and every 250 ms while it plays; at once with the last report, if there is one.
+        Returns the unsubscriber."""
+        ...
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
         """`listener(levels)` on the loop running now; returns the unsubscriber."""
@@ -78,6 +90,9 @@ class HubRelay(abc.ABC):
         check_versions()  # before anything is patched or started: fail loudly, here
         self._levels = RoomSubscribers()
         self._closures = RoomSubscribers()
+        self._playback = RoomSubscribers()
+        # Each room's newest report, for a listener that subscribes after it was sent.
+        self._last_playback: dict[Hashable, PlaybackReport] = {}
         # Every socket of a room asks for `set_audible` on each update: only changes go.
         self._audible_sent = AudibleMemory()
 
@@ -124,6 +139,11 @@ class HubRelay(abc.ABC):
     def set_local_mutes(self, room: Hashable, user_id: str, muted: Iterable[str]) -> None:
         self._post("set_local_mutes", room, user_id, frozenset(muted))
 
+    def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
+        if spec is None:
+            self._last_playback.pop(room, None)
+        self._post("set_playback", room, spec)
+
     # -- listeners ---------------------------------------------------------------------------
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
@@ -133,6 +153,18 @@ class HubRelay(abc.ABC):
         self, room: Hashable, listener: PeerClosedListener
     ) -> Callable[[], None]:
         return self._closures.subscribe(room, listener)
+
+    def subscribe_playback(self, room: Hashable, listener: PlaybackListener) -> Callable[[], None]:
+        unsubscribe = self._playback.subscribe(room, listener)
+        last = self._last_playback.get(room)
+        if last is not None:
+            asyncio.get_running_loop().call_soon(listener, last)
+        return unsubscribe
+
+    def _deliver_playback(self, room: Hashable, report: PlaybackReport) -> None:
+        """From the hub's thread (or the worker's pipe reader): to every subscribed loop."""
+        self._last_playback[room] = report
+        self._playback.deliver(room, report)
 
     def level_listener_count(self) -> int:
         return self._levels.count()

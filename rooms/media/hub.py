@@ -1,9 +1,10 @@
 """MediaHub: the media side of every room in this process.
 
-One `RoomMixer` per room with at least one peer, and one `MediaPeer` per participant, keyed
-by the participant's user ID. Peers belong to the hub, not to a socket: a socket that
-reconnects finds its peer still here, so the audio does not drop. Rules (who is audible)
-come from outside; the hub only applies them.
+One `RoomMixer` per room with at least one peer or a media playback, one `MediaPeer` per
+participant, keyed by the participant's user ID, and at most one `MediaPlayer` per room.
+Peers belong to the hub, not to a socket: a socket that reconnects finds its peer still
+here, so the audio does not drop. Rules (who is audible, what plays) come from outside; the
+hub only applies them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiortc import RTCIceServer
 
 from .mixer import RoomMixer
 from .peer import MediaPeer, validate_offer
+from .player import MediaPlayer, PlaybackReport, PlaybackSpec
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ PeerClosedListener = Callable[[str, str], None]
 RoomLevelsHook = Callable[[Hashable, dict[str, float]], None]
 # (room, user_id, reason): a peer closed without anyone asking (ICE timeout or failure).
 PeerClosedHook = Callable[[Hashable, str, str], None]
+PlaybackListener = Callable[[PlaybackReport], None]
+RoomPlaybackHook = Callable[[Hashable, PlaybackReport], None]
 
 
 @dataclass
@@ -35,6 +39,7 @@ class RoomMedia:
     audible: frozenset[str] = frozenset()
     local_mutes: dict[str, frozenset[str]] = field(default_factory=dict)
     release_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    player: MediaPlayer | None = None
 
 
 class MediaHub:
@@ -45,12 +50,14 @@ class MediaHub:
         connect_timeout: float = 15.0,
         on_levels: RoomLevelsHook | None = None,
         on_peer_closed: PeerClosedHook | None = None,
+        on_playback: RoomPlaybackHook | None = None,
     ) -> None:
         self._ice_servers = list(ice_servers)
         self._connect_timeout = connect_timeout
         # Every room's levels, for an owner that fans them out itself (`MediaEngine`).
         self._on_levels = on_levels
         self._on_peer_closed = on_peer_closed
+        self._on_playback = on_playback
         self._rooms: dict[Hashable, RoomMedia] = {}
         # Sockets listening for levels; kept apart so a room without peers has no mixer.
         self._level_listeners: dict[Hashable, set[LevelsListener]] = {}
@@ -129,6 +136,8 @@ class MediaHub:
         for peer in list(media.peers.values()):
             await peer.close()
         await media.mixer.stop()
+        if media.player is not None:
+            await media.player.close()
 
     async def close(self) -> None:
         for room in list(self._rooms):
@@ -157,6 +166,30 @@ class MediaHub:
             return
         media.local_mutes[user_id] = frozenset(muted)
         media.mixer.set_local_mutes(user_id, media.local_mutes[user_id])
+
+    # -- media playback ----------------------------------------------------------------------
+
+    def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
+        """Play `spec` into the room (a new key starts a new playout; the same key only
+        changes pause, repeat and volume), or with None stop it and free its decoder."""
+        media = self._room(room) if spec is not None else self._rooms.get(room)
+        if media is None:
+            return
+        player = media.player
+        if spec is not None and player is not None and player.key == spec.key:
+            player.update(spec)
+            return
+        if player is not None:
+            self._spawn(player.close())
+        media.player = None
+        if spec is not None:
+            media.player = MediaPlayer(spec, lambda report: self._report_playback(room, report))
+        media.mixer.set_media(media.player)
+        self._drop_room_if_idle(room)
+
+    def player(self, room: Hashable) -> MediaPlayer | None:
+        media = self._rooms.get(room)
+        return media.player if media else None
 
     # -- speaking levels ---------------------------------------------------------------------
 
@@ -214,6 +247,10 @@ class MediaHub:
             except Exception:
                 logger.exception("levels listener failed")
 
+    def _report_playback(self, room: Hashable, report: PlaybackReport) -> None:
+        if self._on_playback is not None:
+            self._on_playback(room, report)
+
     def _forget(self, room: Hashable, peer: MediaPeer) -> None:
         media = self._rooms.get(room)
         if media is not None and media.peers.get(peer.pid) is peer:
@@ -226,7 +263,7 @@ class MediaHub:
 
     def _drop_room_if_idle(self, room: Hashable) -> None:
         media = self._rooms.get(room)
-        if media is not None and not media.peers:
+        if media is not None and not media.peers and media.player is None:
             del self._rooms[room]
             self._spawn(media.mixer.stop())
 

@@ -6,6 +6,11 @@ muted locally. A listener's *mix key* is the set of audible sources it hears;
 listeners with the same key share one Opus encoder and receive the very same
 `av.Packet` objects, so a room of 1000 listeners and 4 speakers encodes about
 5 mixes per tick (one per speaker, who never hears themself, plus the audience).
+
+A media file (`set_media`, a `player.MediaPlayer`) is one more source that every
+listener hears, speakers included, unless they muted `MEDIA_SOURCE_ID` locally: it joins
+each mix key, so it adds no mix of its own (a listener who muted it shares the mix of
+those who hear no media).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
 from .levels import rms_level
 from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack
+from .player import MEDIA_SOURCE_ID
 from .playout import PlayoutFrame
 
 logger = logging.getLogger(__name__)
@@ -105,6 +111,7 @@ class RoomMixer:
         self._bitrate = bitrate
         self._tracks: dict[str, MixedAudioTrack] = {}
         self._sources: dict[str, FrameSource] = {}
+        self._media: FrameSource | None = None
         self._audible: set[str] = set()
         self._local_mutes: dict[str, frozenset[str]] = {}
         self._mixes: dict[MixKey, _Mix] = {}
@@ -165,16 +172,23 @@ class RoomMixer:
         self._groups_dirty = True
 
     def set_local_mutes(self, pid: str, muted: Iterable[str]) -> None:
-        """Sources this listener muted for itself only."""
+        """Sources this listener muted for itself only (`MEDIA_SOURCE_ID`: the media)."""
         self._local_mutes[pid] = frozenset(muted)
+        self._groups_dirty = True
+
+    def set_media(self, source: FrameSource | None) -> None:
+        """The room's media playback (at most one), pulled every tick even with no
+        listeners, so its position follows the clock; None removes it."""
+        self._media = source
         self._groups_dirty = True
 
     def mix_key_for(self, pid: str) -> MixKey:
         """The audible sources `pid` hears: never itself, never what it muted."""
         mutes = self._local_mutes.get(pid, frozenset())
-        return frozenset(
-            s for s in self._audible if s in self._tracks and s != pid and s not in mutes
-        )
+        heard = {s for s in self._audible if s in self._tracks and s != pid and s not in mutes}
+        if self._media is not None and MEDIA_SOURCE_ID not in mutes:
+            heard.add(MEDIA_SOURCE_ID)
+        return frozenset(heard)
 
     @property
     def encoder_count(self) -> int:
@@ -265,6 +279,9 @@ class RoomMixer:
             frame = source.pull()
             if frame is not None:
                 frames[pid] = frame
+        media = self._media.pull() if self._media is not None else None
+        if media is not None:
+            frames[MEDIA_SOURCE_ID] = media
         return frames
 
     def _regroup(self) -> None:

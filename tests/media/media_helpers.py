@@ -66,11 +66,22 @@ def decoder_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.endswith("-decoder"))
 
 
+def player_threads() -> int:
+    """Media players decode on a thread each; all must end when the playout ends or stops."""
+    import threading
+
+    return sum(1 for t in threading.enumerate() if t.name.startswith("liveaudio-player-"))
+
+
 async def wait_for_no_leaks(tasks_before: set[asyncio.Task], timeout: float = 5.0) -> None:
-    """Tasks and decoder threads drop back to what existed before (polling, not sleeping)."""
+    """Tasks, decoder and player threads drop back to what existed before (polling)."""
+
+    def clean() -> bool:
+        return media_tasks() <= tasks_before and decoder_threads() == player_threads() == 0
+
     try:
-        await wait_until(lambda: media_tasks() <= tasks_before and decoder_threads() == 0, timeout)
+        await wait_until(clean, timeout)
     except AssertionError:
         leaked = [t.get_coro() for t in media_tasks() - tasks_before]
-        threads = decoder_threads()
-        raise AssertionError(f"leaked tasks {leaked}, decoder threads {threads}") from None
+        threads = decoder_threads() + player_threads()
+        raise AssertionError(f"leaked tasks {leaked}, decoder/player threads {threads}") from None
