@@ -4,10 +4,12 @@ Playwright. Nothing is mocked: pages, sockets and the database are the product's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from tests.browser.audio_probe import write_tone
 from tests.servers import LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -61,6 +63,31 @@ def new_page(browser: Browser) -> Iterator:
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def browser_with_mic(playwright: Playwright, tmp_path: Path) -> Iterator:
+    """A page in a Chromium process of its own, whose fake microphone plays a tone (None:
+    silence) and whose pages play the room's audio without a click (the autoplay policy);
+    `page.context.browser` opens more pages in that process."""
+    browsers: list[Browser] = []
+
+    def launch(frequency: float | None) -> Page:
+        wav = write_tone(tmp_path / f"tone-{frequency}-{len(browsers)}.wav", frequency)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *CHROMIUM_ARGS,
+                "--autoplay-policy=no-user-gesture-required",
+                f"--use-file-for-fake-audio-capture={wav}",
+            ],
+        )
+        browsers.append(browser)
+        return browser.new_page()
+
+    yield launch
+    for browser in browsers:
+        browser.close()
 
 
 def sign_up(page: Page, server: LiveServer, username: str) -> None:
