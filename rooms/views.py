@@ -20,7 +20,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from rooms import config as room_config
 from rooms.forms import RoomCreateForm
@@ -105,7 +110,7 @@ def room_create_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe  # HEAD too: a page waiting for a restarted server asks with HEAD
 def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     """A room of the site's own app, for users signed in here: the server mints the token."""
     room = get_object_or_404(Room, app__app_id=settings.LIVEAUDIO_SITE_APP_ID, room_id=room_id)
@@ -130,7 +135,7 @@ def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
 
 
 @xframe_options_exempt
-@require_GET
+@require_safe  # HEAD too: a page waiting for a restarted server asks with HEAD
 def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
     """The room inside an integrator's iframe; only the app's allowed origins may frame it.
 

@@ -348,9 +348,9 @@ document.body.addEventListener("htmx:wsClose", (event) => {
   const { code, reason } = event.detail.event;
   if (code === SERVER_RESTARTING) {
     // The server is going down and coming back: htmx reconnects only after 1006 / 1011-1013,
-    // which daphne cannot send, so the page joins again itself, soon but not all at once.
+    // which daphne cannot send, so the page joins again itself once the server answers.
     setConnection("reconnecting", "the server is restarting; reconnecting…");
-    setTimeout(() => location.reload(), 1000 + Math.random() * 2000);
+    reloadWhenServerAnswers();
   } else if (code >= 4000) {
     // The server said why (the last error / onEnded frame); htmx will not reconnect.
     liveaudio.closed = { code, reason };
@@ -367,6 +367,30 @@ document.body.addEventListener("htmx:wsClose", (event) => {
     setConnection("reconnecting", "reconnecting…");
   }
 });
+
+// Soon, but not all pages at once, and never more than ~10 s apart: an outage of a minute
+// costs a page at most a few seconds after it ends (htmx's own default backs off to 64 s).
+function retryDelay(attempt) {
+  return Math.min(10_000, 1000 * 1.5 ** attempt) * (0.5 + Math.random());
+}
+htmx.config.wsReconnectDelay = retryDelay;
+
+// Reloading while the server is down would leave the browser's error page, which never
+// retries: ask first, with the same backoff.
+// Any answer but 502-504 (a proxy's "no upstream", our own 503 while stopping) means it is up.
+async function reloadWhenServerAnswers(attempt = 0) {
+  await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)));
+  try {
+    const answer = await fetch(location.href, { method: "HEAD", cache: "no-store" });
+    if (![502, 503, 504].includes(answer.status)) {
+      location.reload();
+      return;
+    }
+  } catch {
+    // not listening yet
+  }
+  reloadWhenServerAnswers(attempt + 1);
+}
 
 document.body.addEventListener("htmx:wsAfterSend", (event) => {
   if (event.target.id === "chat-form") event.target.reset();
