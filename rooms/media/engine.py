@@ -33,6 +33,7 @@ from .frontend import HubRelay
 from .hub import MediaHub, RoomMedia
 from .mixer import RoomMixer
 from .peer import MediaPeer
+from .player import MediaPlayer
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class MediaEngine(HubRelay):
 
     def mixer(self, room: Hashable) -> RoomMixer | None:
         return self._hub.mixer(room)
+
+    def player(self, room: Hashable) -> MediaPlayer | None:
+        return self._hub.player(room)
 
     def room_media(self) -> Iterator[tuple[Hashable, RoomMedia]]:
         return self._hub.room_media()

@@ -11,6 +11,7 @@ from collections.abc import Hashable, Iterable
 
 from .hub import MediaHub, RoomMedia
 from .mixer import MixerStats
+from .player import MediaPlayer
 
 PERCENTILES = (50, 95, 99)
 
@@ -31,12 +32,28 @@ def room_report(key: Hashable, media: RoomMedia) -> dict:
         # The adaptive playout delay each audible speaker is played with (20-60 ms).
         "playout_targets_ms": [p.playout.target_ms for p in peers if p.pid in media.audible],
         "mixer": mixer_report(media.mixer.stats),
+        "playback": playback_report(media.player),
         "tracks": {
             "queued": sum(t.queued for t in tracks),
             "sent": sum(t.sent for t in tracks),
             "dropped": sum(t.dropped for t in tracks),
             "direct": sum(t.direct for t in tracks),
         },
+    }
+
+
+def playback_report(player: MediaPlayer | None) -> dict | None:
+    if player is None:
+        return None
+    report = player.report()
+    return {
+        "key": report.key,
+        "state": report.state,
+        "position_ms": report.position_ms,
+        "duration_ms": report.duration_ms,
+        "frames": player.stats.frames,
+        "underruns": player.stats.underruns,
+        "read_ahead_frames": player.queued,
     }
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from bench.bot import Bot, connect_in_process
-from rooms.media import MediaPeer, RoomMixer
+from rooms.media import MediaFrontEnd, MediaPeer, RoomMixer
 
 A_TONE, C_TONE, X_TONE = 440.0, 660.0, 880.0
 TONES = (A_TONE, C_TONE, X_TONE)
@@ -22,6 +22,14 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def join(front: MediaFrontEnd, room: str, name: str, tone: float | None) -> Bot:
+    """A bot connected to a front end's hub (an engine's thread or a worker process)."""
+    bot = Bot(name, tone)
+    answer = await front.offer(room, name, await bot.create_offer())
+    await bot.accept_answer(answer)
+    return bot
 
 
 class Room:

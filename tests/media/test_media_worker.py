@@ -9,9 +9,8 @@ import sys
 
 import pytest
 import pytest_asyncio
-from media_helpers import A_TONE, C_TONE, wait_until
+from media_helpers import A_TONE, C_TONE, join, wait_until
 
-from bench.bot import Bot
 from rooms.media import MediaError
 from rooms.media.report import hub_report
 from rooms.media.worker import MediaProcess, WorkerConfig, hub_counts, worker_pid
@@ -27,13 +26,6 @@ async def worker():
     finally:
         await process.close()
     assert not process.running
-
-
-async def join(worker: MediaProcess, room: str, name: str, tone: float | None) -> Bot:
-    bot = Bot(name, tone)
-    answer = await worker.offer(room, name, await bot.create_offer())
-    await bot.accept_answer(answer)
-    return bot
 
 
 async def test_the_hub_runs_in_another_process(worker: MediaProcess) -> None:
