@@ -43,6 +43,9 @@ MEDIA_EXTENSIONS = (
     "aac", "midi", "mp3", "ogg", "wav",
 )  # fmt: skip
 
+# config.mediaPlayer.rolesCanControl: the roles a room shows (rooms.roles.can_control_media).
+MEDIA_ROLES = ("host", "cohost", "speaker", "audience")
+
 # Every text the room shows. "%0" stands for a user's name where a text has one.
 INNER_TEXT = {
     "memberListTitle": "In the room",
@@ -268,7 +271,14 @@ SCHEMA = obj(
                 "allowedExtensions": list_of(
                     choice(MEDIA_EXTENSIONS), len(MEDIA_EXTENSIONS), unique=True
                 ),
+                "rolesCanControl": list_of(choice(MEDIA_ROLES), len(MEDIA_ROLES), unique=True),
             }
+        ),
+        # A file the server starts when the host joins (and nothing plays yet): a mediaID
+        # of this room's files, or an https:// URL of a host the app allows.
+        "backgroundMedia": obj(
+            {"path": text(MAX_URL), "enableRepeat": boolean()},
+            nullable=True,
         ),
         "memberList": obj(
             {
@@ -342,7 +352,9 @@ _COMMON: dict[str, Any] = {
         "supportTransparent": False,
         "visible": False,
         "allowedExtensions": list(MEDIA_EXTENSIONS),
+        "rolesCanControl": ["host"],
     },
+    "backgroundMedia": None,
     "memberList": {"showMicrophoneState": True, "hiddenUsers": []},
     "duration": {"isVisible": False},
     "innerText": dict(INNER_TEXT),
@@ -354,6 +366,7 @@ _ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
         "role": "host",
         "turnOnMicrophoneWhenJoining": True,
         "seat": {"takeIndexWhenJoining": 0},
+        "mediaPlayer": {"visible": True},
     },
     # A speaker takes the first free seat (takeIndexWhenJoining -1) with the microphone on.
     "speaker": {"role": "speaker", "turnOnMicrophoneWhenJoining": True},
@@ -445,7 +458,17 @@ def join_options(config: dict[str, Any]) -> dict[str, Any]:
         "close_when_joining": config["seat"]["closeWhenJoining"],
         "mic_on_when_joining": config["turnOnMicrophoneWhenJoining"],
         "end_when_host_leaves": config["endRoomWhenHostLeaves"],
+        "media_roles": tuple(config["mediaPlayer"]["rolesCanControl"]),
+        "background_media": background_media(config),
     }
+
+
+def background_media(config: dict[str, Any]) -> tuple[str, bool] | None:
+    """``(path, enableRepeat)`` of a config's backgroundMedia, or None."""
+    media = config.get("backgroundMedia")
+    if not media or not media.get("path"):
+        return None
+    return media["path"], bool(media.get("enableRepeat", False))
 
 
 def join_query(config: dict[str, Any]) -> dict[str, str]:

@@ -66,6 +66,13 @@ def identifier(value: Any, name: str) -> str:
     return _checked(lambda: text.clean_text(value, name=name, max_chars=MAX_ID_CHARS))
 
 
+def media_source(value: Any, name: str) -> str:
+    """``media.play``'s ``filePathOrURL``: a mediaID or a URL, one line of text."""
+    if not isinstance(value, str):
+        raise ProtocolError(f"'{name}' must be a string.")
+    return _checked(lambda: text.clean_text(value, name=name, max_chars=2048, min_chars=1))
+
+
 def message_text(value: Any, name: str) -> str:
     """Chat text: several lines allowed; its length is the service's rule."""
     if not isinstance(value, str):

@@ -19,3 +19,12 @@ def has_host_permissions(role: str, *, host_online: Callable[[], bool]) -> bool:
     if role == Role.HOST:
         return True
     return role == Role.COHOST and not host_online()
+
+
+def can_control_media(role: str, *, host_permissions: bool, roles: list[str]) -> bool:
+    """config.mediaPlayer.rolesCanControl, as the host's config set it on the room.
+
+    ``role`` is the role the room shows (a seated audience member is a speaker); whoever
+    has host permissions (a co-host while no host is online) counts as the host.
+    """
+    return role in roles or (host_permissions and Role.HOST in roles)

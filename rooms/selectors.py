@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from rooms import roles
-from rooms.models import Member, Message, Role, Room
+from rooms.models import Member, Message, Playback, Role, Room
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,73 @@ class InvitationState:
     invited_at: int
 
 
+NO_INFO = {"width": 0, "height": 0, "frameRate": 0}
+
+
+@dataclass(frozen=True)
+class MediaState:
+    """The room's media player, as the page and the SDK read it (camelCase on the wire).
+
+    ``position`` is the position at ``position_at`` (ms since the epoch); while playing it
+    moves on from there. ``can_control`` is per socket (``rooms.realtime.view``): here it is
+    whether a member of the audience may, which is what the shared JSON says.
+    """
+
+    state: str = "noPlay"
+    media_id: str | None = None
+    name: str = ""
+    extension: str = ""
+    type: str = "unknown"
+    info: dict = field(default_factory=lambda: dict(NO_INFO))
+    total_duration: int = 0
+    volume: int = 30
+    repeat: bool = False
+    started_by: str | None = None
+    position: int = 0
+    position_at: int = 0
+    key: str = ""
+    roles_can_control: tuple[str, ...] = ("host",)
+    can_control: bool = False
+
+    WIRE = {
+        "state": "state",
+        "media_id": "mediaID",
+        "name": "name",
+        "extension": "extension",
+        "type": "type",
+        "info": "info",
+        "total_duration": "totalDuration",
+        "volume": "volume",
+        "repeat": "repeat",
+        "started_by": "startedBy",
+        "position": "position",
+        "position_at": "positionAt",
+        "key": "key",
+        "roles_can_control": "rolesCanControl",
+        "can_control": "canControl",
+    }
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        out = {wire: data[name] for name, wire in self.WIRE.items()}
+        out["rolesCanControl"] = list(self.roles_can_control)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> MediaState:
+        values = {name: data[wire] for name, wire in cls.WIRE.items() if wire in data}
+        values["roles_can_control"] = tuple(values.get("roles_can_control", ("host",)))
+        return cls(**values)
+
+    def position_now(self, now_ms: int) -> int:
+        if self.state != "playing":
+            return self.position
+        position = self.position + max(0, now_ms - self.position_at)
+        if self.repeat and self.total_duration > 0:
+            position %= self.total_duration
+        return min(position, self.total_duration)
+
+
 @dataclass(frozen=True)
 class RoomState:
     app_id: int
@@ -74,6 +141,7 @@ class RoomState:
     invitations: list[InvitationState] = field(default_factory=list)
     # The room's change counter when this state was read: a larger one is newer.
     revision: int = 0
+    media: MediaState = field(default_factory=MediaState)
 
     def member(self, user_id: str) -> MemberState | None:
         return next((m for m in self.members if m.user_id == user_id), None)
@@ -83,7 +151,18 @@ class RoomState:
         return member is not None and member.has_host_permissions
 
     def as_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["media"] = self.media.as_json()
+        return data
+
+    def can_control_media(self, user_id: str) -> bool:
+        """config.mediaPlayer.rolesCanControl for this user, computed here for every page."""
+        member = self.member(user_id)
+        return member is not None and roles.can_control_media(
+            member.role,
+            host_permissions=member.has_host_permissions,
+            roles=list(self.media.roles_can_control),
+        )
 
     def seen_by(self, user_id: str) -> RoomState:
         """The state as one user may see it: the queue and invitations are the hosts'
@@ -117,6 +196,7 @@ class RoomState:
             requests=[RequestState(**r) for r in data.get("requests", [])],
             invitations=[InvitationState(**i) for i in data.get("invitations", [])],
             revision=data.get("revision", 0),
+            media=MediaState.from_json(data["media"]) if "media" in data else MediaState(),
         )
 
 
@@ -130,7 +210,9 @@ def displayed_role(*, stored_role: str, seated: bool) -> str:
 def room_state(room: Room) -> RoomState:
     # Read first: what follows is at least this new (a change committed meanwhile is
     # counted by its own, later, update).
-    revision = Room.objects.filter(pk=room.pk).values_list("revision", flat=True).get()
+    revision, media_roles = (
+        Room.objects.filter(pk=room.pk).values_list("revision", "media_roles").get()
+    )
     # Everyone who ever joined stays a row; only those present or holding a seat (the grace
     # period) are part of the state, so ask the database for just those.
     # Plain rows, not model instances: a room of hundreds is read on every change, and
@@ -197,6 +279,36 @@ def room_state(room: Room) -> RoomState:
             for i in room.seat_invitations.select_related("invitee", "inviter")
         ],
         revision=revision,
+        media=media_state(room, media_roles),
+    )
+
+
+def media_state(room: Room, media_roles: list[str] | None = None) -> MediaState:
+    """The room's player; ``media_roles``: the room's rolesCanControl if read already."""
+    if media_roles is None:
+        media_roles = Room.objects.filter(pk=room.pk).values_list("media_roles", flat=True).get()
+    roles_can_control = tuple(media_roles or ())
+    can = roles.can_control_media("audience", host_permissions=False, roles=list(roles_can_control))
+    playback = Playback.objects.filter(room=room).select_related("media").first()
+    if playback is None:
+        return MediaState(roles_can_control=roles_can_control, can_control=can)
+    media = playback.media
+    return MediaState(
+        state=playback.state,
+        media_id=media.media_id if media else None,
+        name=media.name if media else "",
+        extension=media.extension if media else "",
+        type=media.kind if media else "unknown",
+        info=dict(media.info) if media and media.info else dict(NO_INFO),
+        total_duration=media.duration_ms if media else 0,
+        volume=playback.volume,
+        repeat=playback.repeat,
+        started_by=playback.started_by or None,
+        position=playback.position_ms,
+        position_at=_ms(playback.position_at),
+        key=playback.key,
+        roles_can_control=roles_can_control,
+        can_control=can,
     )
 
 

@@ -44,7 +44,9 @@ def disagreements(actions: dict[str, Action], doc: str) -> list[str]:
             if arg.wire not in fields
         ]
         documented = (
-            Permission.HOST
+            Permission.MEDIA
+            if who.startswith("control role")
+            else Permission.HOST
             if who.startswith("Host")
             else Permission.HOST_PERMISSIONS
             if re.match(r"H\b", who)
@@ -74,7 +76,16 @@ def test_wire_names_become_snake_case_keywords() -> None:
 
 
 # Arguments that would be allowed to a host, so that only the permission refuses them.
-SAMPLE_ARGS = {"index": 1, "targetIndex": 2, "userID": "s", "muted": True, "isCoHost": True}
+SAMPLE_ARGS = {
+    "index": 1,
+    "targetIndex": 2,
+    "userID": "s",
+    "muted": True,
+    "isCoHost": True,
+    "filePathOrURL": "https://media.example/song.mp3",
+    "millisecond": 0,
+    "volume": 50,
+}
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,8 @@ def test_join_options_come_from_the_config() -> None:
         "close_when_joining": True,
         "mic_on_when_joining": False,
         "end_when_host_leaves": False,
+        "media_roles": ("host",),
+        "background_media": None,
     }
     assert join_options(preset("audience"))["take_index"] is None
     assert join_query(config) == {

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms import protocol, services
 from rooms.protocol import ProtocolError
 from rooms.selectors import room_state
+from rooms.services.mediafiles import allowed_extensions, media_source
 
 if TYPE_CHECKING:
     from rooms.realtime.consumer import RoomConsumer
@@ -32,6 +34,7 @@ class Permission(StrEnum):
     ANYONE = "anyone"  # any member in the room
     HOST_PERMISSIONS = "H"  # the host, or a co-host while no host is online
     HOST = "Host"  # the host only
+    MEDIA = "control role"  # config.mediaPlayer.rolesCanControl (the host's config)
 
 
 @dataclass(frozen=True)
@@ -315,6 +318,77 @@ async def rtc_offer(socket: RoomConsumer, *, sdp: str) -> dict:
     if len(sdp) > settings.LIVEAUDIO_SDP_MAX_CHARS:
         raise ProtocolError("The offer is too large.")
     return {"type": "answer", "sdp": await socket.media.offer(sdp)}
+
+
+# --- the media player -------------------------------------------------------------------------
+
+MEDIA = Permission.MEDIA
+
+
+@action(
+    "media.play",
+    args=(need("filePathOrURL", protocol.media_source), may("enableRepeat", protocol.boolean)),
+    permission=MEDIA,
+    db=False,
+)
+async def media_play(
+    socket: RoomConsumer, *, file_path_or_url: str, enable_repeat: bool = False
+) -> dict:
+    """A URL is fetched and probed first: on a thread of its own, not the one the sockets'
+    queries share, since a download may take a while."""
+    media = await database_sync_to_async(media_source, thread_sensitive=False)(
+        room=socket.room,
+        actor=socket.me,
+        source=file_path_or_url,
+        allowed=allowed_extensions(socket.view.config),
+    )
+    await socket.in_thread(
+        services.media_play, room=socket.room, actor=socket.me, media=media, repeat=enable_repeat
+    )
+    return {}
+
+
+@action("media.pause", permission=MEDIA)
+def media_pause(socket: RoomConsumer) -> dict:
+    services.media_pause(room=socket.room, actor=socket.me)
+    return {}
+
+
+@action("media.resume", permission=MEDIA)
+def media_resume(socket: RoomConsumer) -> dict:
+    services.media_resume(room=socket.room, actor=socket.me)
+    return {}
+
+
+@action("media.stop", permission=MEDIA)
+def media_stop(socket: RoomConsumer) -> dict:
+    services.media_stop(room=socket.room, actor=socket.me)
+    return {}
+
+
+@action("media.destroy", permission=MEDIA)
+def media_destroy(socket: RoomConsumer) -> dict:
+    services.media_stop(room=socket.room, actor=socket.me, destroy=True)
+    return {}
+
+
+@action("media.seekTo", args=(need("millisecond", protocol.integer),), permission=MEDIA)
+def media_seek(socket: RoomConsumer, *, millisecond: int) -> dict:
+    services.media_seek(room=socket.room, actor=socket.me, millisecond=millisecond)
+    return {}
+
+
+@action("media.setVolume", args=(need("volume", protocol.integer),), permission=MEDIA)
+def media_set_volume(socket: RoomConsumer, *, volume: int) -> dict:
+    services.media_set_volume(room=socket.room, actor=socket.me, volume=volume)
+    return {}
+
+
+@action("media.muteLocal", args=(need("mute", protocol.boolean),), db=False)
+async def media_mute_local(socket: RoomConsumer, *, mute: bool) -> dict:
+    """Only what this socket hears: nothing is stored, nobody else is told."""
+    await socket.send_frame(socket.media.mute_media(mute))
+    return {"mute": mute}
 
 
 def find(name: str, request_id: str | None = None) -> Action:

@@ -23,12 +23,12 @@ from django.utils import timezone
 
 from rooms import lifecycle, rendering, services
 from rooms.events import room_group, send_session_replaced, user_group
-from rooms.models import Member, Room
+from rooms.models import Member, Role, Room
 from rooms.protocol import ProtocolError, parse_frame
 from rooms.realtime import actions, admission, watch
 from rooms.realtime.close_codes import close_code_for
 from rooms.realtime.limits import FrameBudget, Verdict
-from rooms.realtime.media_link import MediaLink
+from rooms.realtime.media_link import MediaLink, media_mute_frame
 from rooms.realtime.outbox import Outbox, RoomUpdate
 from rooms.realtime.timers import RoomTimers
 from rooms.realtime.view import SocketView
@@ -87,7 +87,25 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self._unregister_restart = lifecycle.on_restart(self._server_restarting)
         for notice in joined.notices:
             await self._send_error(notice["code"], notice["message"])
+        self._start_background_media(admitted.options)
         self._expiry = asyncio.create_task(self._expire_at(admitted.expires_at))
+
+    def _start_background_media(self, options: services.JoinOptions) -> None:
+        """config.backgroundMedia of a host's config: started once the host is in."""
+        if options.background_media is None or self.member is None:
+            return
+        if self.member.role != Role.HOST:
+            return
+        path, repeat = options.background_media
+        self.timers.after(
+            0,
+            services.media_background_start,
+            slow=True,
+            room=self.room,
+            member=self.member,
+            path=path,
+            repeat=repeat,
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -232,6 +250,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send_text(self.view.events(events))
             return
         self.media.set_audible(update.audible, update.revision)
+        await self.media.show_playback(update.state.media)
         for frame in self.view.update(update, events):
             await self._send_text(frame)
 
@@ -243,6 +262,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.outbox.shown(state.revision)
         for frame in self.view.welcome(state, messages):
             await self._send_text(frame)
+        await self._send_text(media_mute_frame(self.media.media_muted))
+        await self.media.show_playback(state.media)
 
     async def _expire_at(self, expires_at: Any) -> None:
         """The token (or the session made from it) ends while connected: say so and close."""
@@ -270,6 +291,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._send_json(
             {"type": "error", "code": code, "message": message, "requestID": request_id}
         )
+
+    async def send_frame(self, text: str) -> None:
+        """A frame of a handler's own (``media.mute``), before its reply."""
+        await self._send_text(text)
 
     async def _send_json(self, data: dict) -> None:
         await self._send_text(json.dumps(data))

@@ -1,10 +1,11 @@
 """One socket's part in the media plane (``rooms.rtc.media_hub()``): its peer's offer, the
-levels and peer-closed notices it shows, its local mutes, who the room's mixer lets through,
-and the peer's release when the user goes (at once, or after the seat's grace period)."""
+levels and peer-closed notices it shows, its local mutes (the media player's source among
+them: ``media.muteLocal``), who the room's mixer lets through, the media player's progress
+(``rooms.player``), and the peer's release when the user goes (at once, or after the seat's
+grace period)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Coroutine
@@ -12,9 +13,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from rooms import player
 from rooms.media import MediaError
+from rooms.media.player import MEDIA_SOURCE_ID
+from rooms.player import send_soon
 from rooms.rtc import audible_user_ids, media_hub
-from rooms.selectors import room_state
+from rooms.selectors import MediaState, room_state
 from rooms.services import ServiceError
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,8 @@ class MediaLink:
             hub.subscribe_levels(self.room.pk, self._on_levels),
             hub.subscribe_peer_closed(self.room.pk, self._on_peer_closed),
         ]
+        player.RoomPlayer.join(self.room, self, self._send)
+        self._unsubscribe.append(lambda: player.RoomPlayer.leave(self.room.pk, self))
 
     def detach(self, *, release_after: float | None) -> None:
         """The socket is gone. The audio goes on while it reconnects; the peer closes with
@@ -69,10 +75,25 @@ class MediaLink:
         media_hub().set_audible(self.room.pk, audible, revision)
 
     def mute_locally(self, user_id: str, muted: bool) -> list[str]:
+        """The user IDs this socket no longer hears (the media player's source aside)."""
         mutes = self.local_mutes
         self.local_mutes = mutes | {user_id} if muted else mutes - {user_id}
         media_hub().set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
-        return sorted(self.local_mutes)
+        return sorted(m for m in self.local_mutes if m != MEDIA_SOURCE_ID)
+
+    @property
+    def media_muted(self) -> bool:
+        return MEDIA_SOURCE_ID in self.local_mutes
+
+    def mute_media(self, muted: bool) -> str:
+        """``media.muteLocal``: this socket's mix without the media player; the frame that
+        says so."""
+        self.mute_locally(MEDIA_SOURCE_ID, muted)
+        return media_mute_frame(muted)
+
+    async def show_playback(self, media: MediaState) -> None:
+        """A state this socket shows: this process's worker plays what it says."""
+        await player.apply_state(self.room.pk, media)
 
     def _on_levels(self, levels: dict[str, float]) -> None:
         """Called ~8 times a second: never block. A frame goes out only when what the page
@@ -112,12 +133,5 @@ class _LevelsFrames:
 levels_frame = _LevelsFrames()
 
 
-def send_soon(sending: Coroutine[Any, Any, None]) -> None:
-    """A send that nothing awaits (levels, media notices): the socket may have closed by
-    the time it runs, which is no error worth a traceback."""
-    asyncio.ensure_future(sending).add_done_callback(_dropped_if_closed)
-
-
-def _dropped_if_closed(task: asyncio.Future) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("a frame was not sent: %r", task.exception())
+def media_mute_frame(muted: bool) -> str:
+    return json.dumps({"type": "media.mute", "mute": muted})

@@ -52,15 +52,21 @@ class RoomTimers:
             for task in timers.tasks:
                 task.cancel()
 
-    def after(self, delay: float, service: Callable[..., Any], **kwargs: Any) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(delay, service, kwargs))
+    def after(
+        self, delay: float, service: Callable[..., Any], *, slow: bool = False, **kwargs: Any
+    ) -> None:
+        """``slow``: the service may take long (a download), so it runs on a thread of its
+        own rather than the one the sockets' queries share."""
+        task = asyncio.get_running_loop().create_task(self._run(delay, service, kwargs, slow))
         self.tasks.add(task)
         task.add_done_callback(self._done)
 
-    async def _run(self, delay: float, service: Callable[..., Any], kwargs: dict) -> None:
+    async def _run(
+        self, delay: float, service: Callable[..., Any], kwargs: dict, slow: bool
+    ) -> None:
         await asyncio.sleep(delay)
         try:
-            await database_sync_to_async(service)(**kwargs)
+            await database_sync_to_async(service, thread_sensitive=not slow)(**kwargs)
         except ServiceError as exc:
             if exc.code != "room_ended":
                 log.warning("timer %s refused: %s", service.__name__, exc.message)

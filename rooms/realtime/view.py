@@ -29,7 +29,9 @@ class SocketView:
 
     def welcome(self, state: RoomState, messages: list[MessageState]) -> list[str]:
         seen = state.seen_by(self.user_id)
-        self.state_json = json.dumps(seen.as_json())
+        data = seen.as_json()
+        data["media"]["canControl"] = state.can_control_media(self.user_id)
+        self.state_json = json.dumps(data)
         self._personal = None
         parts = json.loads(self._parts_json) if self._parts_json else None
         html = (
@@ -49,9 +51,13 @@ class SocketView:
         if self._parts_json is not None:
             shared = rendering.room_parts_html_for(update.state_json, self._parts_json)
         html = shared + self._personal_html_if_changed(seen)
-        self.state_json = (
-            update.state_json if seen is update.state else json.dumps(seen.json_over(update.data))
-        )
+        can_control = update.state.can_control_media(self.user_id)
+        if seen is update.state and can_control == update.state.media.can_control:
+            self.state_json = update.state_json
+        else:  # this user's own view of the state: encoded for this socket alone
+            data = seen.json_over(update.data)
+            data["media"] = {**update.data["media"], "canControl": can_control}
+            self.state_json = json.dumps(data)
         return [html, self.events(events)]
 
     def events(self, events: list[dict]) -> str:

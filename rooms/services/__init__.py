@@ -17,6 +17,15 @@ from rooms.services.embed import (
     session_claims,
     token_expires_at,
 )
+from rooms.services.media import (
+    media_pause,
+    media_play,
+    media_resume,
+    media_seek,
+    media_set_volume,
+    media_stop,
+)
+from rooms.services.mediafiles import media_background_start
 from rooms.services.members import (
     JoinOptions,
     JoinResult,
@@ -73,6 +82,13 @@ __all__ = [
     "member_kick_by_user_id",
     "member_leave",
     "member_unban",
+    "media_background_start",
+    "media_pause",
+    "media_play",
+    "media_resume",
+    "media_seek",
+    "media_set_volume",
+    "media_stop",
     "message_delete",
     "message_send",
     "message_send_system",

@@ -23,6 +23,7 @@ from rooms.services.common import (
     room_changed,
     seat_of,
 )
+from rooms.services.mediafiles import room_media_end
 from rooms.services.requests import tickets_drop_for
 from rooms.services.seats import seat_member, set_locked, vacate
 from rooms.tokens import TokenClaims
@@ -37,6 +38,10 @@ class JoinOptions:
     close_when_joining: bool = False  # closeWhenJoining (hosts only)
     mic_on_when_joining: bool = False  # turnOnMicrophoneWhenJoining
     end_when_host_leaves: bool = False  # a host's config: leaving ends the room
+    # A host's config.mediaPlayer.rolesCanControl (stored on the room as they join) and
+    # config.backgroundMedia (path, enableRepeat), started once the host is in.
+    media_roles: tuple[str, ...] = ("host",)
+    background_media: tuple[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ def _save_with_role(member: Member, role: str, notices: list) -> str:
 def _apply_host_config(room: Room, options: JoinOptions) -> None:
     if options.end_when_host_leaves != room.end_when_host_leaves:
         Room.objects.filter(pk=room.pk).update(end_when_host_leaves=options.end_when_host_leaves)
+    if list(options.media_roles) != room.media_roles:
+        Room.objects.filter(pk=room.pk).update(media_roles=list(options.media_roles))
     if options.close_when_joining and not room.lock_state_set:
         set_locked(room=room, index=-1, locked=True)
 
@@ -306,5 +313,6 @@ def _end(room: Room, *, reason: str) -> None:
     room.seat_requests.all().delete()
     room.seat_invitations.all().delete()
     room.members.update(online=False, channel_name="", left_at=timezone.now())
+    room_media_end(room)
     webhooks.enqueue_room_ended(room=room, reason=reason)
     events.broadcast_room_ended(room, reason=reason)
