@@ -61,10 +61,25 @@ def test_each_call_is_a_socket_action_a_bridge_handler_or_not_available() -> Non
     for member, entry in CALLS.items():
         if entry == "not_available":
             continue
-        assert set(entry) <= {"action", "args", "options", "bridge"}, member
+        assert set(entry) <= {"action", "args", "options", "bridge", "untimed"}, member
         assert entry.get("action") or entry.get("bridge"), member
         if not entry.get("bridge"):
             assert isinstance(entry["action"], str), member
+
+
+def test_only_the_file_pickers_wait_for_the_user_without_a_time_out() -> None:
+    untimed = {
+        member
+        for member, entry in CALLS.items()
+        if isinstance(entry, dict) and entry.get("untimed")
+    }
+    assert untimed == {"media.pickPureAudioFile", "media.pickVideoFile", "media.pickFile"}
+
+
+def test_every_media_member_of_the_seed_is_a_call_now() -> None:
+    media = {member for member in CALLS if member.startswith("media.")}
+    assert len(media) == 11
+    assert all(CALLS[member] != "not_available" for member in media)
 
 
 def test_streams_are_listed_apart_from_calls() -> None:

@@ -5,14 +5,17 @@
 //   the server from the embed session); a message from any other origin or window is ignored.
 // - Calls: {liveaudio: 1, id, method, args} -> {liveaudio: 1, id, ok, result | error}. The
 //   methods are the controller members of sdk/calls.js, the table the SDK is built from too.
-// - Pushes: {liveaudio: 1, push: "state" | "event" | "message" | "ready" | "ended" | "error" |
-//   "decide", ...}. The state is pushed after every change, before the events of that
-//   change, so the parent's getters are already true when its callbacks run.
+// - Pushes: {liveaudio: 1, push: "state" | "event" | "message" | "media" | "ready" | "ended" |
+//   "error" | "decide", ...}. The state is pushed after every change, before the events of
+//   that change, so the parent's getters are already true when its callbacks run; "media" is
+//   the player's progress and this user's mute of it (player.js), between states.
 // - Decisions: room.js asks `liveaudio.decide(name, payload)`; this module asks the parent
 //   ({push: "decide", id, name, payload} -> {liveaudio: 1, id, decision}); a null decision
 //   (no callback there) leaves the question to the widget's own dialog.
 
 import { liveaudio } from "./room.js";
+import { media } from "./player.js";
+import { choose, extensionsFor } from "./media-files.js";
 import { CALLS, NOT_AVAILABLE, notAvailableMessage } from "./sdk/calls.js";
 import { failure } from "./sdk/util.js";
 
@@ -25,6 +28,12 @@ const SPEAKING_LEVEL = 0.02; // a level above this is someone speaking (levels a
 
 const ask = (action, args = {}) => liveaudio.request(action, args);
 const done = (promise) => promise.then(() => true);
+// The seed's ZegoUIKitMediaPlayResult / SeekToResult: resolved either way, errorCode 0 when
+// it worked, else 1 with the server's `code` and message.
+const played = (promise) => promise.then(
+  () => ({ errorCode: 0, message: "" }),
+  (error) => ({ errorCode: 1, code: error.code ?? "internal_error", message: error.message }),
+);
 
 // Every seat's occupant, for the calls that mean "all seats" (targetIndex -1).
 function occupants({ exceptMe = false } = {}) {
@@ -94,6 +103,13 @@ const HANDLERS = {
   },
   "audioVideo.microphone.turnOn": (action, isOn, { userID } = {}) =>
     done(ask(action, userID ? { isOn: Boolean(isOn), userID } : { isOn: Boolean(isOn) })),
+  "media.play": (action, { filePathOrURL = "", enableRepeat = false } = {}) =>
+    played(ask(action, { filePathOrURL, enableRepeat })),
+  "media.seekTo": (action, millisecond) => played(ask(action, { millisecond })),
+  // The picker opens here, in the iframe (media-files.js: a prompt when it needs a click).
+  "media.pickPureAudioFile": () => choose(extensionsFor.pureAudio()),
+  "media.pickVideoFile": () => choose(extensionsFor.video()),
+  "media.pickFile": (_, { allowedExtensions } = {}) => choose(extensionsFor.any(allowedExtensions)),
 };
 
 // One table, two ends: a member marked for the bridge without a handler here (or a handler
@@ -147,6 +163,7 @@ function snapshot() {
     hiddenMembers: [...liveaudio.hiddenMembers],
     connection: liveaudio.connection,
     speaking,
+    media: { ...media },
   };
 }
 
@@ -240,6 +257,12 @@ function pushSpeaking() {
 }
 
 document.addEventListener("liveaudio:connection", () => pushState());
+
+// The player's progress (4 times a second while playing) and this user's mute: a small push
+// of its own rather than the whole state each time.
+document.addEventListener("liveaudio:media", (event) => {
+  if (joined) post({ push: "media", media: event.detail });
+});
 
 // The widget's own minimize button (config `minimizingButton`): the parent page minimizes.
 document.addEventListener("click", (event) => {

@@ -47,6 +47,86 @@ function same(a, b) {
 return { failure, safely, emit, same };
 })();
 
+// --- sdk/calls.js ---------------------------------------------------------------------
+const sdk_calls = (function () {
+// The controller's calls, in the one table both sides read: the SDK in the integrator's page
+// (embed.js, which is built from these modules) makes a controller member of each entry, and
+// the bridge in the iframe (bridge.js) answers each. The tables below are JSON (quoted keys,
+// no comments, no trailing commas): tests/test_sdk_calls.py reads them and checks every
+// socket action they name against the server's action registry (rooms/realtime/actions.py).
+//
+// member -> one of
+//   "not_available"                        the server has no feature for it yet: the bridge
+//                                          rejects it with code not_available
+//   {"action": A, "args": [...], "options": {...}}
+//                                          sent as socket action A: positional arguments
+//                                          become the fields named in "args", then one
+//                                          options object whose fields (with these defaults;
+//                                          null: left out) are sent too. Resolves true.
+//   {"action": A | [A, ...], "bridge": true}
+//                                          bridge.js has its own handler (a confirmation
+//                                          first, a fan-out, local state) using action(s) A
+//   {"bridge": true}                       handled in the iframe alone, no socket action
+//
+// and "untimed": true on an entry that waits for the user (a file picker): the SDK's call
+// time-out does not apply; it settles when the user is done or the room goes.
+const CALLS = {
+  "leave": {"action": "room.leave", "bridge": true},
+  "hideInMemberList": {"bridge": true},
+  "message.send": {"action": "message.send", "bridge": true},
+  "seat.muteLocally": {"action": "seat.muteLocallyByUserID", "bridge": true},
+  "seat.muteLocallyByUserID": {"action": "seat.muteLocallyByUserID", "bridge": true},
+  "seat.host.open": {"action": "seat.host.open", "options": {"targetIndex": -1}},
+  "seat.host.close": {"action": "seat.host.close", "options": {"targetIndex": -1}},
+  "seat.host.removeSpeaker": {"action": "seat.host.removeSpeaker", "bridge": true},
+  "seat.host.acceptTakingRequest": {"action": "seat.host.acceptTakingRequest", "args": ["userID"]},
+  "seat.host.rejectTakingRequest": {"action": "seat.host.rejectTakingRequest", "args": ["userID"]},
+  "seat.host.inviteToTake": {"action": "seat.host.inviteToTake", "args": ["userID"]},
+  "seat.host.mute": {"action": ["seat.host.mute", "seat.host.muteByUserID"], "bridge": true},
+  "seat.host.muteByUserID": {"action": "seat.host.muteByUserID", "args": ["userID"], "options": {"muted": true}},
+  "seat.audience.take": {"action": "seat.audience.take", "args": ["index"]},
+  "seat.audience.applyToTake": {"action": "seat.audience.applyToTake"},
+  "seat.audience.cancelTakingRequest": {"action": "seat.audience.cancelTakingRequest"},
+  "seat.audience.acceptTakingInvitation": {"action": "seat.audience.acceptTakingInvitation"},
+  "seat.speaker.leave": {"action": "seat.speaker.leave", "bridge": true},
+  "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
+  "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
+  "audioVideo.sendSEI": "not_available",
+  "media.play": {"action": "media.play", "bridge": true},
+  "media.stop": {"action": "media.stop"},
+  "media.destroy": {"action": "media.destroy"},
+  "media.pause": {"action": "media.pause"},
+  "media.resume": {"action": "media.resume"},
+  "media.seekTo": {"action": "media.seekTo", "bridge": true},
+  "media.setVolume": {"action": "media.setVolume", "args": ["volume"]},
+  "media.muteLocal": {"action": "media.muteLocal", "args": ["mute"]},
+  "media.pickPureAudioFile": {"bridge": true, "untimed": true},
+  "media.pickVideoFile": {"bridge": true, "untimed": true},
+  "media.pickFile": {"bridge": true, "untimed": true},
+  "room.updateProperty": "not_available",
+  "room.updateProperties": "not_available",
+  "room.deleteProperties": "not_available",
+  "room.queryProperties": "not_available",
+  "room.sendCommand": "not_available"
+};
+
+// The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
+// throws) for now.
+const STREAMS = {
+  "audioVideo.seiStream": "not_available",
+  "room.propertiesStream": "not_available",
+  "room.commandReceivedStream": "not_available"
+};
+
+const NOT_AVAILABLE = "not_available";
+
+function notAvailableMessage(member) {
+  return member + " is not available on this server yet.";
+}
+
+return { CALLS, STREAMS, NOT_AVAILABLE, notAvailableMessage };
+})();
+
 // --- sdk/transport.js -----------------------------------------------------------------
 const sdk_transport = (function () {
 // The postMessage channel to the room's iframe: only that iframe's window, only at the
@@ -96,12 +176,12 @@ class Transport {
     this.iframe.contentWindow.postMessage({ liveaudio: 1, ...message }, this.origin);
   }
 
-  // A request: its time-out runs from now, it is posted once `after` resolves (the room has
-  // joined), and it settles with the iframe's answer.
+  // A request: its time-out (null: none) runs from now, it is posted once `after` resolves
+  // (the room has joined), and it settles with the iframe's answer.
   request(method, args, { timeout, after }) {
     const id = "r" + ++this.nextID;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = timeout === null ? null : setTimeout(() => {
         this.pending.delete(id);
         reject(failure("timeout", method + " got no answer within " + timeout + " ms."));
       }, timeout);
@@ -139,83 +219,6 @@ class Transport {
 }
 
 return { Transport };
-})();
-
-// --- sdk/calls.js ---------------------------------------------------------------------
-const sdk_calls = (function () {
-// The controller's calls, in the one table both sides read: the SDK in the integrator's page
-// (embed.js, which is built from these modules) makes a controller member of each entry, and
-// the bridge in the iframe (bridge.js) answers each. The tables below are JSON (quoted keys,
-// no comments, no trailing commas): tests/test_sdk_calls.py reads them and checks every
-// socket action they name against the server's action registry (rooms/realtime/actions.py).
-//
-// member -> one of
-//   "not_available"                        the server has no feature for it yet: the bridge
-//                                          rejects it with code not_available
-//   {"action": A, "args": [...], "options": {...}}
-//                                          sent as socket action A: positional arguments
-//                                          become the fields named in "args", then one
-//                                          options object whose fields (with these defaults;
-//                                          null: left out) are sent too. Resolves true.
-//   {"action": A | [A, ...], "bridge": true}
-//                                          bridge.js has its own handler (a confirmation
-//                                          first, a fan-out, local state) using action(s) A
-//   {"bridge": true}                       handled in the iframe alone, no socket action
-const CALLS = {
-  "leave": {"action": "room.leave", "bridge": true},
-  "hideInMemberList": {"bridge": true},
-  "message.send": {"action": "message.send", "bridge": true},
-  "seat.muteLocally": {"action": "seat.muteLocallyByUserID", "bridge": true},
-  "seat.muteLocallyByUserID": {"action": "seat.muteLocallyByUserID", "bridge": true},
-  "seat.host.open": {"action": "seat.host.open", "options": {"targetIndex": -1}},
-  "seat.host.close": {"action": "seat.host.close", "options": {"targetIndex": -1}},
-  "seat.host.removeSpeaker": {"action": "seat.host.removeSpeaker", "bridge": true},
-  "seat.host.acceptTakingRequest": {"action": "seat.host.acceptTakingRequest", "args": ["userID"]},
-  "seat.host.rejectTakingRequest": {"action": "seat.host.rejectTakingRequest", "args": ["userID"]},
-  "seat.host.inviteToTake": {"action": "seat.host.inviteToTake", "args": ["userID"]},
-  "seat.host.mute": {"action": ["seat.host.mute", "seat.host.muteByUserID"], "bridge": true},
-  "seat.host.muteByUserID": {"action": "seat.host.muteByUserID", "args": ["userID"], "options": {"muted": true}},
-  "seat.audience.take": {"action": "seat.audience.take", "args": ["index"]},
-  "seat.audience.applyToTake": {"action": "seat.audience.applyToTake"},
-  "seat.audience.cancelTakingRequest": {"action": "seat.audience.cancelTakingRequest"},
-  "seat.audience.acceptTakingInvitation": {"action": "seat.audience.acceptTakingInvitation"},
-  "seat.speaker.leave": {"action": "seat.speaker.leave", "bridge": true},
-  "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
-  "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
-  "audioVideo.sendSEI": "not_available",
-  "media.play": "not_available",
-  "media.stop": "not_available",
-  "media.destroy": "not_available",
-  "media.pause": "not_available",
-  "media.resume": "not_available",
-  "media.seekTo": "not_available",
-  "media.setVolume": "not_available",
-  "media.muteLocal": "not_available",
-  "media.pickPureAudioFile": "not_available",
-  "media.pickVideoFile": "not_available",
-  "media.pickFile": "not_available",
-  "room.updateProperty": "not_available",
-  "room.updateProperties": "not_available",
-  "room.deleteProperties": "not_available",
-  "room.queryProperties": "not_available",
-  "room.sendCommand": "not_available"
-};
-
-// The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
-// throws) for now.
-const STREAMS = {
-  "audioVideo.seiStream": "not_available",
-  "room.propertiesStream": "not_available",
-  "room.commandReceivedStream": "not_available"
-};
-
-const NOT_AVAILABLE = "not_available";
-
-function notAvailableMessage(member) {
-  return member + " is not available on this server yet.";
-}
-
-return { CALLS, STREAMS, NOT_AVAILABLE, notAvailableMessage };
 })();
 
 // --- sdk/state.js ---------------------------------------------------------------------
@@ -267,7 +270,7 @@ function unavailableStream(member) {
 
 class RoomStore {
   constructor() {
-    this.state = null; // {userID, room, localMutes, hiddenMembers, connection, speaking}
+    this.state = null; // {userID, room, localMutes, hiddenMembers, connection, speaking, media}
     this.messages = []; // the server's
     this.localMessages = []; // this user's, still sending or failed
     this.messageListeners = new Set();
@@ -280,7 +283,7 @@ class RoomStore {
     const before = this.state;
     this.state = next;
     for (const m of membersIn(next)) this.names.set(m.user_id, m.user_name);
-    for (const entry of this.notifiers.values()) entry.notifier._set(entry.compute());
+    this.recompute();
     if (quiet || !before) return [];
     return this.changes(before, next);
   }
@@ -328,6 +331,17 @@ class RoomStore {
 
   seatAt(index) {
     return this.seats().find((s) => s.index === index) || null;
+  }
+
+  // The media player's progress and this user's mute, pushed between states.
+  setMedia(media) {
+    if (!this.state) return;
+    this.state = { ...this.state, media };
+    this.recompute();
+  }
+
+  recompute() {
+    for (const entry of this.notifiers.values()) entry.notifier._set(entry.compute());
   }
 
   // A notifier per key, created on first use, recomputed on every new state.
@@ -401,7 +415,7 @@ function callbackAt(events, path) {
 // A room event the iframe pushed -> [callback path, ...arguments], or null.
 function roomEventCall(event, store) {
   const user = (userID) => store.user(userID);
-  switch (event.type) {
+  switch (event.type ?? event.name) {
     case "seat.onChanged": {
       const taken = {};
       for (const [index, userID] of Object.entries(event.taken || {})) taken[index] = user(userID);
@@ -424,6 +438,10 @@ function roomEventCall(event, store) {
     case "audioVideo.microphone.onStateChanged":
       return ["audioVideo.onMicrophoneStateChanged", user(event.userID), event.isOn,
               { byHost: Boolean(event.byHost) }];
+    case "media.onPlayStateChanged":
+      return ["media.onPlayStateChanged", event.state];
+    case "media.onError": // a file that failed to decode mid-way (it ends with playEnded)
+      return ["onError", { code: event.code, message: event.message }];
     default:
       return null;
   }
@@ -466,7 +484,13 @@ const sdk_controller = (function () {
 // calls is the one table the bridge answers from.
 
 const { CALLS, STREAMS } = sdk_calls;
-const { notifier, stream, unavailableStream } = sdk_state;
+const { stream, unavailableStream } = sdk_state;
+
+// What the getters answer before the room has a player state: the seed's defaults.
+const NO_MEDIA = {
+  state: "noPlay", type: "unknown", volume: 30, totalDuration: 0, position: 0, mute: false,
+  info: { width: 0, height: 0, frameRate: 0 },
+};
 
 // The minimize calls act at once and return their result at once, and like every other call
 // they can be awaited or chained: a Promise of the result that also carries it as `.value`.
@@ -485,20 +509,23 @@ function makeController(session) {
   const micOf = (userID) => Boolean(store.member(userID) && store.member(userID).mic_on);
   const localMutes = () => (store.state && store.state.localMutes) || [];
 
-  const volumeNotifier = notifier(30);
-  const currentProgressNotifier = notifier(0);
-  const playStateNotifier = notifier("noPlay");
-  const typeNotifier = notifier("unknown");
-  const muteNotifier = notifier(false);
+  // The media player: the server's state of it, with the progress and this user's mute
+  // that the iframe pushes between states (bridge.js, player.js).
+  const player = () => (store.state && store.state.media) || NO_MEDIA;
+  const mediaNotifier = (key, read) => store.keyedNotifier("media:" + key, () => read(player()));
 
   const controller = {
     media: {
-      get volume() { return volumeNotifier.value; },
-      get totalDuration() { return 0; },
-      get currentProgress() { return currentProgressNotifier.value; },
-      get type() { return typeNotifier.value; },
-      get info() { return { width: 0, height: 0, frameRate: 0 }; },
-      volumeNotifier, currentProgressNotifier, playStateNotifier, typeNotifier, muteNotifier,
+      get volume() { return player().volume; },
+      get totalDuration() { return player().totalDuration; },
+      get currentProgress() { return player().position; },
+      get type() { return player().type; },
+      get info() { return { ...NO_MEDIA.info, ...player().info }; },
+      get volumeNotifier() { return mediaNotifier("volume", (m) => m.volume); },
+      get currentProgressNotifier() { return mediaNotifier("progress", (m) => m.position); },
+      get playStateNotifier() { return mediaNotifier("state", (m) => m.state); },
+      get typeNotifier() { return mediaNotifier("type", (m) => m.type); },
+      get muteNotifier() { return mediaNotifier("mute", (m) => Boolean(m.mute)); },
     },
 
     message: {
@@ -706,6 +733,7 @@ const sdk_session = (function () {
 // follows what it pushes (state, events, questions, the end), and minimizes it into the bar.
 
 const { failure, emit } = sdk_util;
+const { CALLS } = sdk_calls;
 const { Transport } = sdk_transport;
 const { RoomStore, connectionState } = sdk_state;
 const { callbackAt, decision, roomEventCall } = sdk_events;
@@ -852,6 +880,9 @@ class EmbeddedRoom {
       case "state":
         this.setState(data.state);
         break;
+      case "media":
+        this.store.setMedia(data.media);
+        break;
       case "event": {
         const call = roomEventCall(data.event, this.store);
         if (call) this.emit(...call);
@@ -899,12 +930,13 @@ class EmbeddedRoom {
   // --- calls ----------------------------------------------------------------------------------
 
   // A controller call: the member of calls.js, asked of the iframe once joined (its time-out
-  // runs from now).
+  // runs from now; none for a call that waits for the user, like a file picker).
   async call(member, args) {
     if (this.destroyed) throw failure("destroyed", "This room was destroyed.");
     if (this.failed) throw this.failed;
     if (this.ended) throw failure("room_left", "This user is no longer in the room.");
-    const timeout = this.options.callTimeout || CALL_TIMEOUT_MS;
+    const untimed = Object.hasOwn(CALLS, member) && CALLS[member].untimed;
+    const timeout = untimed ? null : this.options.callTimeout || CALL_TIMEOUT_MS;
     return this.transport.request(member, args, { timeout, after: this.ready });
   }
 

@@ -16,6 +16,9 @@
 //                                          bridge.js has its own handler (a confirmation
 //                                          first, a fan-out, local state) using action(s) A
 //   {"bridge": true}                       handled in the iframe alone, no socket action
+//
+// and "untimed": true on an entry that waits for the user (a file picker): the SDK's call
+// time-out does not apply; it settles when the user is done or the room goes.
 export const CALLS = {
   "leave": {"action": "room.leave", "bridge": true},
   "hideInMemberList": {"bridge": true},
@@ -38,17 +41,17 @@ export const CALLS = {
   "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
   "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
   "audioVideo.sendSEI": "not_available",
-  "media.play": "not_available",
-  "media.stop": "not_available",
-  "media.destroy": "not_available",
-  "media.pause": "not_available",
-  "media.resume": "not_available",
-  "media.seekTo": "not_available",
-  "media.setVolume": "not_available",
-  "media.muteLocal": "not_available",
-  "media.pickPureAudioFile": "not_available",
-  "media.pickVideoFile": "not_available",
-  "media.pickFile": "not_available",
+  "media.play": {"action": "media.play", "bridge": true},
+  "media.stop": {"action": "media.stop"},
+  "media.destroy": {"action": "media.destroy"},
+  "media.pause": {"action": "media.pause"},
+  "media.resume": {"action": "media.resume"},
+  "media.seekTo": {"action": "media.seekTo", "bridge": true},
+  "media.setVolume": {"action": "media.setVolume", "args": ["volume"]},
+  "media.muteLocal": {"action": "media.muteLocal", "args": ["mute"]},
+  "media.pickPureAudioFile": {"bridge": true, "untimed": true},
+  "media.pickVideoFile": {"bridge": true, "untimed": true},
+  "media.pickFile": {"bridge": true, "untimed": true},
   "room.updateProperty": "not_available",
   "room.updateProperties": "not_available",
   "room.deleteProperties": "not_available",

@@ -3,7 +3,13 @@
 // calls is the one table the bridge answers from.
 
 import { CALLS, STREAMS } from "./calls.js";
-import { notifier, stream, unavailableStream } from "./state.js";
+import { stream, unavailableStream } from "./state.js";
+
+// What the getters answer before the room has a player state: the seed's defaults.
+const NO_MEDIA = {
+  state: "noPlay", type: "unknown", volume: 30, totalDuration: 0, position: 0, mute: false,
+  info: { width: 0, height: 0, frameRate: 0 },
+};
 
 // The minimize calls act at once and return their result at once, and like every other call
 // they can be awaited or chained: a Promise of the result that also carries it as `.value`.
@@ -22,20 +28,23 @@ export function makeController(session) {
   const micOf = (userID) => Boolean(store.member(userID) && store.member(userID).mic_on);
   const localMutes = () => (store.state && store.state.localMutes) || [];
 
-  const volumeNotifier = notifier(30);
-  const currentProgressNotifier = notifier(0);
-  const playStateNotifier = notifier("noPlay");
-  const typeNotifier = notifier("unknown");
-  const muteNotifier = notifier(false);
+  // The media player: the server's state of it, with the progress and this user's mute
+  // that the iframe pushes between states (bridge.js, player.js).
+  const player = () => (store.state && store.state.media) || NO_MEDIA;
+  const mediaNotifier = (key, read) => store.keyedNotifier("media:" + key, () => read(player()));
 
   const controller = {
     media: {
-      get volume() { return volumeNotifier.value; },
-      get totalDuration() { return 0; },
-      get currentProgress() { return currentProgressNotifier.value; },
-      get type() { return typeNotifier.value; },
-      get info() { return { width: 0, height: 0, frameRate: 0 }; },
-      volumeNotifier, currentProgressNotifier, playStateNotifier, typeNotifier, muteNotifier,
+      get volume() { return player().volume; },
+      get totalDuration() { return player().totalDuration; },
+      get currentProgress() { return player().position; },
+      get type() { return player().type; },
+      get info() { return { ...NO_MEDIA.info, ...player().info }; },
+      get volumeNotifier() { return mediaNotifier("volume", (m) => m.volume); },
+      get currentProgressNotifier() { return mediaNotifier("progress", (m) => m.position); },
+      get playStateNotifier() { return mediaNotifier("state", (m) => m.state); },
+      get typeNotifier() { return mediaNotifier("type", (m) => m.type); },
+      get muteNotifier() { return mediaNotifier("mute", (m) => Boolean(m.mute)); },
     },
 
     message: {

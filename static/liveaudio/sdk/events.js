@@ -11,7 +11,7 @@ export function callbackAt(events, path) {
 // A room event the iframe pushed -> [callback path, ...arguments], or null.
 export function roomEventCall(event, store) {
   const user = (userID) => store.user(userID);
-  switch (event.type) {
+  switch (event.type ?? event.name) {
     case "seat.onChanged": {
       const taken = {};
       for (const [index, userID] of Object.entries(event.taken || {})) taken[index] = user(userID);
@@ -34,6 +34,10 @@ export function roomEventCall(event, store) {
     case "audioVideo.microphone.onStateChanged":
       return ["audioVideo.onMicrophoneStateChanged", user(event.userID), event.isOn,
               { byHost: Boolean(event.byHost) }];
+    case "media.onPlayStateChanged":
+      return ["media.onPlayStateChanged", event.state];
+    case "media.onError": // a file that failed to decode mid-way (it ends with playEnded)
+      return ["onError", { code: event.code, message: event.message }];
     default:
       return null;
   }

@@ -2,6 +2,7 @@
 // follows what it pushes (state, events, questions, the end), and minimizes it into the bar.
 
 import { failure, emit } from "./util.js";
+import { CALLS } from "./calls.js";
 import { Transport } from "./transport.js";
 import { RoomStore, connectionState } from "./state.js";
 import { callbackAt, decision, roomEventCall } from "./events.js";
@@ -148,6 +149,9 @@ export class EmbeddedRoom {
       case "state":
         this.setState(data.state);
         break;
+      case "media":
+        this.store.setMedia(data.media);
+        break;
       case "event": {
         const call = roomEventCall(data.event, this.store);
         if (call) this.emit(...call);
@@ -195,12 +199,13 @@ export class EmbeddedRoom {
   // --- calls ----------------------------------------------------------------------------------
 
   // A controller call: the member of calls.js, asked of the iframe once joined (its time-out
-  // runs from now).
+  // runs from now; none for a call that waits for the user, like a file picker).
   async call(member, args) {
     if (this.destroyed) throw failure("destroyed", "This room was destroyed.");
     if (this.failed) throw this.failed;
     if (this.ended) throw failure("room_left", "This user is no longer in the room.");
-    const timeout = this.options.callTimeout || CALL_TIMEOUT_MS;
+    const untimed = Object.hasOwn(CALLS, member) && CALLS[member].untimed;
+    const timeout = untimed ? null : this.options.callTimeout || CALL_TIMEOUT_MS;
     return this.transport.request(member, args, { timeout, after: this.ready });
   }
 

@@ -45,7 +45,7 @@ export function unavailableStream(member) {
 
 export class RoomStore {
   constructor() {
-    this.state = null; // {userID, room, localMutes, hiddenMembers, connection, speaking}
+    this.state = null; // {userID, room, localMutes, hiddenMembers, connection, speaking, media}
     this.messages = []; // the server's
     this.localMessages = []; // this user's, still sending or failed
     this.messageListeners = new Set();
@@ -58,7 +58,7 @@ export class RoomStore {
     const before = this.state;
     this.state = next;
     for (const m of membersIn(next)) this.names.set(m.user_id, m.user_name);
-    for (const entry of this.notifiers.values()) entry.notifier._set(entry.compute());
+    this.recompute();
     if (quiet || !before) return [];
     return this.changes(before, next);
   }
@@ -106,6 +106,17 @@ export class RoomStore {
 
   seatAt(index) {
     return this.seats().find((s) => s.index === index) || null;
+  }
+
+  // The media player's progress and this user's mute, pushed between states.
+  setMedia(media) {
+    if (!this.state) return;
+    this.state = { ...this.state, media };
+    this.recompute();
+  }
+
+  recompute() {
+    for (const entry of this.notifiers.values()) entry.notifier._set(entry.compute());
   }
 
   // A notifier per key, created on first use, recomputed on every new state.

@@ -45,12 +45,12 @@ export class Transport {
     this.iframe.contentWindow.postMessage({ liveaudio: 1, ...message }, this.origin);
   }
 
-  // A request: its time-out runs from now, it is posted once `after` resolves (the room has
-  // joined), and it settles with the iframe's answer.
+  // A request: its time-out (null: none) runs from now, it is posted once `after` resolves
+  // (the room has joined), and it settles with the iframe's answer.
   request(method, args, { timeout, after }) {
     const id = "r" + ++this.nextID;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = timeout === null ? null : setTimeout(() => {
         this.pending.delete(id);
         reject(failure("timeout", method + " got no answer within " + timeout + " ms."));
       }, timeout);
