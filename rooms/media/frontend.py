@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -91,8 +92,10 @@ class HubRelay(abc.ABC):
         self._levels = RoomSubscribers()
         self._closures = RoomSubscribers()
         self._playback = RoomSubscribers()
-        # Each room's newest report, for a listener that subscribes after it was sent.
+        # Each room's newest report, for a listener that subscribes after it was sent, and
+        # its spec, for a media worker started anew (`playbacks_to_resume`).
         self._last_playback: dict[Hashable, PlaybackReport] = {}
+        self._playback_specs: dict[Hashable, PlaybackSpec] = {}
         # Every socket of a room asks for `set_audible` on each update: only changes go.
         self._audible_sent = AudibleMemory()
 
@@ -142,7 +145,23 @@ class HubRelay(abc.ABC):
     def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
         if spec is None:
             self._last_playback.pop(room, None)
+            self._playback_specs.pop(room, None)
+        else:
+            self._playback_specs[room] = spec
         self._post("set_playback", room, spec)
+
+    def playbacks_to_resume(self) -> list[tuple[Hashable, PlaybackSpec]]:
+        """Each room's playout as it was last reported, to hand to a new hub: the same key
+        from the position reached, so listeners hear it go on where it was."""
+        specs = []
+        for room, spec in self._playback_specs.items():
+            report = self._last_playback.get(room)
+            if report is not None and report.key == spec.key:
+                if report.state in ("playEnded", "failed"):
+                    continue
+                spec = dataclasses.replace(spec, start_ms=report.position_ms)
+            specs.append((room, spec))
+        return specs
 
     # -- listeners ---------------------------------------------------------------------------
 

@@ -150,12 +150,15 @@ class MediaProcess(HubRelay):
             if not self._closed and not self._process.is_alive():
                 # Its peers are gone with it; their browsers notice and offer again, to a
                 # new worker. Better than a server whose rooms stay silent until restarted.
+                # Playbacks go on where they were last reported.
                 logger.error(
                     "media worker %s died (exit code %s); starting a new one",
                     self._process.pid,
                     self._process.exitcode,
                 )
                 self._start()
+                for room, spec in self.playbacks_to_resume():
+                    self._conn.send(("post", 0, "set_playback", (room, spec)))
             if future is not None:
                 self._pending[message[1]] = future
             try:

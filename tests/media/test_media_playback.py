@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from media_helpers import A_TONE, join, media_tasks, player_threads, wait_for_no
 from bench.bot import Bot
 from rooms.media import MEDIA_SOURCE_ID, MediaEngine, PlaybackReport, PlaybackSpec
 from rooms.media.report import hub_report
-from rooms.media.worker import MediaProcess, WorkerConfig
+from rooms.media.worker import MediaProcess, WorkerConfig, worker_pid
 from tests.media_files import make_tone_file
 
 pytestmark = pytest.mark.asyncio
@@ -277,3 +279,27 @@ async def wait_until_async(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{value!r} != {expected!r} within {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def test_a_new_worker_goes_on_with_the_playout_where_it_was_reported(
+    tone_file: Path,
+) -> None:
+    worker = MediaProcess(WorkerConfig(loopback_only=True, connect_timeout=10.0))
+    reports = Reports()
+    try:
+        worker.subscribe_playback(ROOM, reports)
+        worker.set_playback(ROOM, spec(tone_file))
+        await wait_until(lambda: reports.reached("playing") and reports.last.position_ms >= 1000)
+        first = await worker.query(worker_pid)
+        os.kill(first, signal.SIGKILL)
+        await asyncio.get_running_loop().run_in_executor(None, worker._process.join, 10)
+        assert reports.last is not None
+        reached = reports.last.position_ms
+        assert await worker.query(worker_pid) != first  # the next call starts a new worker
+        count = len(reports.items)
+        await wait_until(lambda: len(reports.items) > count + 2, 5.0)
+        resumed = reports.items[count:]
+        assert all(r.key == "k" and r.state == "playing" for r in resumed)
+        assert reached <= resumed[0].position_ms <= reached + 500
+    finally:
+        await worker.close()
