@@ -136,6 +136,8 @@ class RoomPlayer:
         if report.state in (PLAY_ENDED, FAILED):
             self._end(report)
             return
+        if report.duration_ms == 0:
+            return  # the decoder has not opened the file yet: nothing to show
         frame = progress_frame(report)
         if frame != self._last_frame:
             self._last_frame = frame

@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from rooms.services.presence import (
+    playbacks_pause_after_restart,
     presence_repair,
     process_forget,
     process_heartbeat,
@@ -50,6 +51,9 @@ class Presence:
         channel = await layer.new_channel()
         self.channel_prefix = channel.partition("!")[0]
         await _db(process_register)(channel_prefix=self.channel_prefix)
+        paused = await _db(playbacks_pause_after_restart)(me=self.channel_prefix)
+        if paused:
+            log.info("presence: %d media player(s) paused where they were", paused)
         self._loop_task = asyncio.create_task(self._beat_and_sweep())
         log.info("presence: process %s registered", self.channel_prefix)
 

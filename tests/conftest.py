@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -16,6 +17,15 @@ def _quick_grace(settings) -> None:
     # In this process the media hub runs on a thread, where tests can inspect its peers.
     # Servers started by tests (tests/servers.py) run it in its worker process, the default.
     settings.LIVEAUDIO_MEDIA_PROCESS = False
+
+
+@pytest.fixture
+def media_dirs(settings, tmp_path: Path) -> Path:
+    """The media player's stored files, uploads and cache, for this test only."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.LIVEAUDIO_MEDIA_UPLOAD_DIR = str(tmp_path / "uploads")
+    settings.LIVEAUDIO_MEDIA_CACHE_DIR = str(tmp_path / "cache")
+    return tmp_path
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from django.test import Client
 
-from rooms.models import Room
+from rooms.models import MediaFile, Room
+from rooms.services.mediafiles import media_accept
 from rooms.tokens import token_mint
 
 ORIGIN = "http://testserver"  # the test client's own host: this server's own page
@@ -52,3 +53,11 @@ def upload(client: Client, room: Room, token: str, path: Path, *, name: str | No
         if part.status_code != 200:
             return part
     return call(client, "post", uploads_url(room, f"{upload_id}/finish/"), token)
+
+
+def stored_media(room: Room, path: Path) -> MediaFile:
+    """A file probed and kept for the room as an upload would be (by the HTTP API)."""
+    copy = path.with_name(f"copy-{path.name}")
+    copy.write_bytes(path.read_bytes())
+    extension = path.suffix[1:]
+    return media_accept(room=room, actor=None, path=copy, name=path.name, extension=extension)

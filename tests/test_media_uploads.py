@@ -19,11 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def media_dirs(settings, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    settings.LIVEAUDIO_MEDIA_UPLOAD_DIR = str(tmp_path / "uploads")
-    settings.LIVEAUDIO_MEDIA_CACHE_DIR = str(tmp_path / "cache")
-    return tmp_path
+def _dirs(media_dirs: Path) -> None:
+    pass
 
 
 @pytest.fixture

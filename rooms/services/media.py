@@ -190,10 +190,10 @@ def media_playout_ended(*, room: Room, key: str, error: str = "") -> bool:
         return True
 
 
-def playbacks_pause_after_restart() -> int:
-    """At start-up, when no other server process is alive: whatever was playing is paused
-    where it had got to, with a new key (the worker that played it is gone). ``resume``
-    goes on from there. Returns how many were paused."""
+def playbacks_pause_all() -> int:
+    """Whatever is playing is paused where it had got to, with a new key (the worker that
+    played it is gone: ``rooms.services.presence.playbacks_pause_after_restart``).
+    ``resume`` goes on from there. Returns how many were paused."""
     paused = 0
     for room_pk in Playback.objects.filter(state=PlayState.PLAYING).values_list("room", flat=True):
         with transaction.atomic():

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from rooms.models import Member, Role, Room, ServerProcess
 from rooms.services.common import ServiceError
+from rooms.services.media import playbacks_pause_all
 from rooms.services.members import member_disconnect, seats_release_stale
 
 log = logging.getLogger(__name__)
@@ -129,3 +130,14 @@ def seats_release_due() -> list[int]:
             continue  # ended meanwhile
         released.append(room.pk)
     return released
+
+
+def playbacks_pause_after_restart(*, me: str) -> int:
+    """At start-up, when no other server process is alive (``me``: this one): the media
+    players that were playing are paused where they were (docs/operations.md). A process
+    joining a running cluster leaves them to the processes that play them."""
+    now = timezone.now()
+    others = ServerProcess.objects.exclude(channel_prefix=me)
+    if any(process_is_alive(p, now=now, me=me) for p in others):
+        return 0
+    return playbacks_pause_all()
