@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import signal
 import statistics
@@ -33,7 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.room_load import _cpus, _mean_percentiles, proc_cpu_seconds, split
+from bench.room_load import BotProcesses, _cpus, _mean_percentiles, proc_cpu_seconds, split
 from rooms.media import MediaHub, PlaybackSpec
 from rooms.media.report import hub_report
 from rooms.media.worker import MediaProcess, WorkerConfig
@@ -86,17 +85,11 @@ def _tap(bot: Any) -> dict[str, Any]:
     return {"packets": tap.packets, "first_ts": tap.first_ts, "last_ts": tap.last_ts}
 
 
-class BotProcesses:
+class ListenerProcesses(BotProcesses):
+    """Bot processes whose bots are answered by the media worker directly (`bots_main`)."""
+
     def __init__(self, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.processes: list[multiprocessing.BaseProcess] = []
-        for _ in range(count):
-            ours, theirs = context.Pipe()
-            process = context.Process(target=bots_main, args=(theirs,), daemon=True)
-            process.start()
-            self.pipes.append(ours)
-            self.processes.append(process)
+        super().__init__(count, bots_main)
 
     async def join(self, worker: MediaProcess, bots: list[list[tuple[str, float | None]]]) -> None:
         """Offers from each process, answered by the worker, handed back."""
@@ -117,22 +110,6 @@ class BotProcesses:
             taps.update(await asyncio.to_thread(pipe.recv))
         return taps
 
-    def cpu_seconds(self) -> float:
-        return sum(proc_cpu_seconds(p.pid) for p in self.processes if p.pid)
-
-    def stop(self) -> None:
-        for pipe in self.pipes:
-            try:
-                pipe.send(("stop", None))
-                if pipe.poll(30):
-                    pipe.recv()
-            except (OSError, EOFError):
-                pass
-        for process in self.processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-
 
 # -- one measured window ----------------------------------------------------------------------
 
@@ -143,6 +120,7 @@ class Window:
     listeners: int
     seconds: float = 0.0
     worker_cpu: float = 0.0  # % of one core
+    worker_cpu_ms_per_tick: float = 0.0  # what a tick costs, however many ticks the CPU allowed
     bots_cpu: float = 0.0
     encodes_per_tick: float = 0.0
     tick_ms_mean: float = 0.0
@@ -155,7 +133,7 @@ class Window:
 
 
 async def measure(
-    worker: MediaProcess, bots: BotProcesses, name: str, listeners: int, seconds: float
+    worker: MediaProcess, bots: ListenerProcesses, name: str, listeners: int, seconds: float
 ) -> Window:
     window = Window(name, listeners)
     first_room, first_taps = await _room(worker), await bots.snapshot()
@@ -171,8 +149,20 @@ async def measure(
     window.bots_cpu = 100 * (bots.cpu_seconds() - first_bots) / window.seconds
     window.latency_ms = _mean_percentiles(latencies)
     _mixer_figures(window, first_room, last_room)
+    worker_cpu_seconds = window.worker_cpu / 100 * window.seconds
+    window.worker_cpu_ms_per_tick = 1000 * worker_cpu_seconds / window.ticks
     _listener_figures(window, first_taps, last_taps)
     return window
+
+
+async def wait_connected(worker: MediaProcess, peers: int, timeout: float = 120.0) -> None:
+    """Until every peer has connected: DTLS handshakes of a join burst would count as the
+    next window's cost otherwise."""
+    deadline = time.monotonic() + timeout
+    while (await _room(worker))["connected_peers"] < peers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not all {peers} peers connected within {timeout:.0f} s")
+        await asyncio.sleep(0.5)
 
 
 def forget_latencies(hub: MediaHub) -> None:
@@ -223,6 +213,7 @@ def report(w: Window) -> Window:
     latency = " ".join(f"{k}={v:.1f}" for k, v in w.latency_ms.items()) or "-"
     print(
         f"L={w.listeners:<4} {w.name:<8} worker_cpu={w.worker_cpu:5.1f}% "
+        f"({w.worker_cpu_ms_per_tick:.3f} ms/tick) "
         f"bots_cpu={w.bots_cpu:5.1f}% encodes/tick={w.encodes_per_tick:.2f} "
         f"tick={w.tick_ms_mean:.3f}ms late_ticks={w.late_ticks}/{w.ticks} "
         f"sent_latency_ms[{latency}] underruns={w.underruns} "
@@ -245,18 +236,21 @@ async def run(args: argparse.Namespace) -> list[Window]:
     worker = MediaProcess(WorkerConfig(loopback_only=True, connect_timeout=60.0))
     if args.bot_cpus:
         os.sched_setaffinity(0, args.bot_cpus)  # this process and the bots from here on
-    bots = BotProcesses(1 + args.workers)  # the speaker gets a process of its own
+    bots = ListenerProcesses(1 + args.workers)  # the speaker gets a process of its own
     windows: list[Window] = []
     try:
         await bots.join(worker, [[(SPEAKER, SPEAKER_TONE)], *[[] for _ in range(args.workers)]])
         joined = 0
         for step in sorted({int(s) for s in args.steps.split(",")}):
-            names = [(f"listener{i}", None) for i in range(joined, step)]
+            names: list[tuple[str, float | None]] = [
+                (f"listener{i}", None) for i in range(joined, step)
+            ]
             if names:
                 for start in range(0, len(names), args.batch):
                     batch = names[start : start + args.batch]
                     await bots.join(worker, [[], *split(batch, args.workers)])
                 joined = step
+            await wait_connected(worker, joined + 1)
             await asyncio.sleep(args.settle)
             for name in WINDOWS:
                 worker.set_audible(ROOM, {SPEAKER} if name == "speaker" else set())
@@ -280,8 +274,10 @@ def summary(windows: list[Window]) -> None:
         if silent is None or file is None or speaker is None:
             continue
         print(
-            f"L={listeners:<4} worker CPU +{file.worker_cpu - silent.worker_cpu:5.1f}% of a core "
-            f"(a speaker: +{speaker.worker_cpu - silent.worker_cpu:5.1f}%), "
+            f"L={listeners:<4} worker CPU +{file.worker_cpu - silent.worker_cpu:5.1f}% of a core, "
+            f"+{file.worker_cpu_ms_per_tick - silent.worker_cpu_ms_per_tick:.3f} ms a tick "
+            f"(a speaker: +{speaker.worker_cpu - silent.worker_cpu:5.1f}%, "
+            f"+{speaker.worker_cpu_ms_per_tick - silent.worker_cpu_ms_per_tick:.3f} ms), "
             f"tick +{file.tick_ms_mean - silent.tick_ms_mean:.3f} ms, "
             f"encodes/tick {file.encodes_per_tick:.2f} vs {silent.encodes_per_tick:.2f} silent, "
             f"{speaker.encodes_per_tick:.2f} with a speaker"
@@ -292,7 +288,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="0,100,300", help="listener counts")
     parser.add_argument("--window-seconds", type=float, default=10.0)
-    parser.add_argument("--settle", type=float, default=3.0, help="pause after joins")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="pause after the joins have connected"
+    )
     parser.add_argument("--workers", type=int, default=2, help="listener bot processes")
     parser.add_argument("--batch", type=int, default=25, help="listeners joined at once")
     parser.add_argument("--server-cpus", type=_cpus, default=None, help="e.g. 0: the worker")

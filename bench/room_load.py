@@ -33,16 +33,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TONES = [440.0, 554.0, 660.0, 784.0, 880.0, 988.0, 1109.0]
 LOSS_TARGET = 0.005
+T = TypeVar("T")
 
 
 # -- worker process: drives bots --------------------------------------------------------
@@ -138,19 +140,43 @@ def _bot_snapshot(bot: Any, channel: Any) -> dict[str, Any]:
 # -- coordinator ----------------------------------------------------------------------------
 
 
-class Workers:
-    def __init__(self, count: int, server: str, app_id: int, room: str) -> None:
+class BotProcesses:
+    """`count` spawned processes running `target(pipe, *args)`, each with a pipe to it."""
+
+    def __init__(self, count: int, target: Callable[..., None], *args: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
-        self.processes: list[multiprocessing.Process] = []
+        self.processes: list[multiprocessing.context.SpawnProcess] = []
         for _ in range(count):
             ours, theirs = context.Pipe()
-            process = context.Process(
-                target=worker_main, args=(theirs, server, app_id, room), daemon=True
-            )
+            process = context.Process(target=target, args=(theirs, *args), daemon=True)
             process.start()
             self.pipes.append(ours)
             self.processes.append(process)
+
+    def cpu_seconds(self) -> float:
+        return sum(proc_cpu_seconds(p.pid) for p in self.processes if p.pid)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask each process to close its bots ("stop"), then make sure it is gone."""
+        for pipe in self.pipes:
+            try:
+                pipe.send(("stop", None))
+                if pipe.poll(timeout):
+                    pipe.recv()
+            except (OSError, EOFError):
+                pass
+        for process in self.processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+
+
+class Workers(BotProcesses):
+    """Bot processes whose bots join over the room socket (`worker_main`)."""
+
+    def __init__(self, count: int, server: str, app_id: int, room: str) -> None:
+        super().__init__(count, worker_main, server, app_id, room)
 
     def join(self, specs_per_worker: list[list[BotSpec]], concurrency: int) -> list[float | str]:
         for pipe, specs in zip(self.pipes, specs_per_worker, strict=True):
@@ -161,22 +187,6 @@ class Workers:
         for pipe in self.pipes:
             pipe.send(("snapshot", None))
         return {s["user"]: s for pipe in self.pipes for s in pipe.recv()}
-
-    def cpu_seconds(self) -> float:
-        return sum(proc_cpu_seconds(p.pid) for p in self.processes if p.pid)
-
-    def stop(self) -> None:
-        for pipe in self.pipes:
-            try:
-                pipe.send(("stop", None))
-                if pipe.poll(20):
-                    pipe.recv()
-            except (OSError, EOFError):
-                pass
-        for process in self.processes:
-            process.join(5)
-            if process.is_alive():
-                process.kill()
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -351,7 +361,7 @@ def _wait_for_server(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.3)
 
 
-def split(specs: list[BotSpec], parts: int) -> list[list[BotSpec]]:
+def split(specs: list[T], parts: int) -> list[list[T]]:
     return [specs[i::parts] for i in range(parts)]
 
 
