@@ -55,7 +55,7 @@ def fetch(url: str, *, allowed_hosts: list[str], dest: Path, max_bytes: int) -> 
                     raise FetchError(
                         "media_fetch_failed", f"The media server answered {response.status}."
                     )
-                size = _save(response, connection, dest, max_bytes, deadline)
+                size = _save(response, dest, max_bytes, deadline)
                 return Fetched(url=url, name=file_name(url), size=size)
             finally:
                 connection.close()
@@ -104,8 +104,8 @@ def host_allowed(host: str, port: int, allowed: list[str]) -> bool:
     return False
 
 
-def public_address(host: str, port: int) -> str:
-    """The address to connect to: every address the name resolves to must be public."""
+def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses to connect to, in order: every one the name resolves to must be public."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -116,7 +116,7 @@ def public_address(host: str, port: int) -> str:
         raise FetchError(
             "media_address_refused", f"{host} resolves to an address that may not be fetched."
         )
-    return str(addresses[0])
+    return addresses
 
 
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -134,17 +134,27 @@ def file_name(url: str) -> str:
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """HTTPS to a checked address, with SNI and certificate checks for the host name."""
 
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+    def __init__(self, host: str, port: int, addresses: list[str], timeout: float) -> None:
         super().__init__(host, port, timeout=timeout, context=_tls_context())
-        self._address = address
-        # Kept after a response that closes the connection took ``sock`` away: each read's
-        # timeout is set on it.
-        self.tls: ssl.SSLSocket | None = None
+        self._addresses = addresses
 
     def connect(self) -> None:
-        raw = socket.create_connection((self._address, self.port), self.timeout)
+        raw = _first_connection(self._addresses, self.port, self.timeout)
         context: ssl.SSLContext = self._context  # type: ignore[attr-defined]
-        self.sock = self.tls = context.wrap_socket(raw, server_hostname=self.host)
+        self.sock = context.wrap_socket(raw, server_hostname=self.host)
+
+
+def _first_connection(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
+    """The checked addresses in turn (a name may have an IPv6 and an IPv4 one)."""
+    failure: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            failure = exc
+    raise failure
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -156,10 +166,10 @@ def _open(
     url: str, allowed_hosts: list[str], deadline: float
 ) -> tuple[http.client.HTTPResponse, _PinnedHTTPSConnection]:
     host, port = check_url(url, allowed_hosts)
-    address = public_address(host, port)
+    addresses = public_addresses(host, port)
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    connection = _PinnedHTTPSConnection(host, port, address, _remaining(deadline))
+    connection = _PinnedHTTPSConnection(host, port, addresses, _remaining(deadline))
     try:
         connection.request(
             "GET", target, headers={"User-Agent": "liveaudio", "Accept": "audio/*, video/*, */*"}
@@ -170,21 +180,14 @@ def _open(
         raise
 
 
-def _save(
-    response: http.client.HTTPResponse,
-    connection: _PinnedHTTPSConnection,
-    dest: Path,
-    max_bytes: int,
-    deadline: float,
-) -> int:
+def _save(response: http.client.HTTPResponse, dest: Path, max_bytes: int, deadline: float) -> int:
     length = response.getheader("Content-Length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise FetchError("media_too_large", f"The file is larger than {max_bytes} bytes.")
     received = 0
     with dest.open("wb") as out:
         while True:
-            if connection.tls is not None:
-                connection.tls.settimeout(_remaining(deadline))
+            _remaining(deadline)  # each read waits at most the read timeout; all of them this
             chunk = response.read(READ_BYTES)
             if not chunk:
                 return received
