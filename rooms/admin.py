@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from rooms import services
-from rooms.models import App, Member, Message, Room, Seat, WebhookDelivery
+from rooms.models import App, MediaFile, Member, Message, Room, Seat, WebhookDelivery
 from rooms.services.rooms import room_check
 
 # room_create's refusals, by code, and the add form's field each belongs to.
@@ -29,7 +29,15 @@ ROOM_CREATE_FIELDS = {
 class AppAdmin(admin.ModelAdmin):
     list_display = ["app_id", "name", "test_mode", "webhook_url"]
     search_fields = ["name", "app_id"]
-    fields = ["app_id", "name", "app_sign", "allowed_origins", "test_mode", "webhook_url"]
+    fields = [
+        "app_id",
+        "name",
+        "app_sign",
+        "allowed_origins",
+        "test_mode",
+        "webhook_url",
+        "remote_media_hosts",
+    ]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
@@ -229,3 +237,28 @@ class MessageAdmin(admin.ModelAdmin):
         for message in queryset:
             services.message_delete(message=message)
         self.message_user(request, "Deleted from the room.", messages.SUCCESS)
+
+
+@admin.register(MediaFile)
+class MediaFileAdmin(admin.ModelAdmin):
+    """Operators keep a room's files past its end (or let them go: ``purge_media``)."""
+
+    list_display = ["name", "room", "kind", "duration_ms", "size", "keep", "created_at"]
+    list_filter = ["keep", "kind"]
+    search_fields = ["name", "media_id", "room__room_id"]
+    fields = ["keep"]
+    actions = ["keep_files", "release_files"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # files come in through the probe, never past it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the room's end (or purge_media) deletes them, bytes and all
+
+    @admin.action(description="Keep the selected files when their room ends")
+    def keep_files(self, request: HttpRequest, queryset: QuerySet[MediaFile]) -> None:
+        queryset.update(keep=True)
+
+    @admin.action(description="Let the selected files go with their room (purge_media)")
+    def release_files(self, request: HttpRequest, queryset: QuerySet[MediaFile]) -> None:
+        queryset.update(keep=False)

@@ -5,7 +5,7 @@ in the room see its effect live, as if a host had done it."""
 from __future__ import annotations
 
 import time
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from django.db import IntegrityError
 from django.db.models import Count, Q
@@ -21,6 +21,10 @@ from rooms.api.schemas import (
     MAX_TTL_SECONDS,
     ROOM_ID_PATTERN,
     ErrorOut,
+    MediaFileOut,
+    MediaInfo,
+    MediaOut,
+    MediaPlayIn,
     MemberFilter,
     MemberList,
     MemberOut,
@@ -37,8 +41,9 @@ from rooms.api.schemas import (
     checked_text,
 )
 from rooms.models import App, Member, Room
-from rooms.selectors import MemberState, message_state, room_state
+from rooms.selectors import MemberState, media_state, message_state, room_state
 from rooms.services.common import member_by_user_id
+from rooms.services.mediafiles import media_source
 from rooms.text import MULTILINE_CHAR
 from rooms.tokens import MAX_USER_ID, token_mint
 
@@ -407,3 +412,88 @@ def seat_list(request: HttpRequest, roomID: RoomPath) -> SeatList:
             for seat in seats
         ],
     )
+
+
+# --- the media player -------------------------------------------------------------------------
+
+
+def _media_out(room: Room) -> MediaOut:
+    media = media_state(room)
+    files = [
+        MediaFileOut(
+            mediaID=f.media_id,
+            name=f.name,
+            size=f.size,
+            extension=f.extension,
+            type=cast(Literal["pureAudio", "video"], f.kind),
+            totalDuration=f.duration_ms,
+            info=MediaInfo(**{"width": 0, "height": 0, "frameRate": 0, **f.info}),
+            keep=f.keep,
+        )
+        for f in room.media_files.all()
+    ]
+    return MediaOut(
+        state=cast(Any, media.state),
+        mediaID=media.media_id,
+        name=media.name,
+        type=cast(Any, media.type),
+        totalDuration=media.total_duration,
+        volume=media.volume,
+        repeat=media.repeat,
+        startedBy=media.started_by,
+        position=media.position_now(int(time.time() * 1000)),
+        files=files,
+    )
+
+
+@router.get(
+    "/rooms/{roomID}/media",
+    response={200: MediaOut, **IN_A_ROOM},
+    summary="Read the media player",
+    operation_id="media_get",
+    tags=["media"],
+)
+def media_get(request: HttpRequest, roomID: RoomPath) -> MediaOut:
+    """What the room's media player plays, where it is, and the room's files."""
+    return _media_out(_room(request, roomID))
+
+
+@router.post(
+    "/rooms/{roomID}/media/play",
+    response={
+        200: MediaOut,
+        **CHANGING_A_ROOM,
+        403: ErrorOut,
+        413: ErrorOut,
+        502: ErrorOut,
+        504: ErrorOut,
+        **KEYED,
+    },
+    openapi_extra=IDEMPOTENCY_KEY,
+    summary="Play a file or URL",
+    operation_id="media_play",
+    tags=["media"],
+)
+def media_play(request: HttpRequest, roomID: RoomPath, payload: MediaPlayIn) -> MediaOut:
+    """Play one of the room's files (a mediaID) or an https:// URL (fetched and probed first;
+    only from the hosts the app lists) for everyone in the room, from the start, replacing
+    what plays. ``startedBy`` is then null."""
+    room = _live_room(request, roomID)
+    media = media_source(room=room, actor=None, source=payload.filePathOrURL)
+    services.media_play(room=room, actor=None, media=media, repeat=payload.enableRepeat)
+    return _media_out(room)
+
+
+@router.post(
+    "/rooms/{roomID}/media/stop",
+    response={200: MediaOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
+    summary="Stop the media player",
+    operation_id="media_stop",
+    tags=["media"],
+)
+def media_stop(request: HttpRequest, roomID: RoomPath) -> MediaOut:
+    """Stop and unload what plays (``noPlay``); stopping a stopped player changes nothing."""
+    room = _live_room(request, roomID)
+    services.media_stop(room=room, actor=None)
+    return _media_out(room)

@@ -22,6 +22,21 @@ SERVICE_STATUS = {
     "message_empty": 400,
     "message_too_long": 400,
     "invalid_text": 400,
+    # The media player (docs/http-api.md): a file or URL that is refused.
+    "media_not_found": 404,
+    "media_bad_url": 400,
+    "media_bad_extension": 400,
+    "media_remote_not_allowed": 403,
+    "media_host_not_allowed": 403,
+    "media_address_refused": 403,
+    "media_fetch_failed": 502,
+    "media_fetch_timeout": 504,
+    "media_too_large": 413,
+    "media_too_long": 400,
+    "media_empty": 400,
+    "media_unreadable": 400,
+    "media_truncated": 400,
+    "media_no_audio": 400,
 }
 SERVICE_STATUS_DEFAULT = 409
 

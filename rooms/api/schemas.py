@@ -155,3 +155,43 @@ class ErrorOut(BaseModel):
     fields: list[FieldError] | None = Field(
         None, description="With code invalid_request: every field that was refused, and why."
     )
+
+
+class MediaPlayIn(In):
+    filePathOrURL: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=LINE_PATTERN,
+        description="A mediaID of the room's files, or an https:// URL of a host the app lists.",
+    )
+    enableRepeat: bool = False
+
+
+class MediaInfo(BaseModel):
+    width: int
+    height: int
+    frameRate: float
+
+
+class MediaFileOut(BaseModel):
+    mediaID: str
+    name: str
+    size: int
+    extension: str
+    type: Literal["pureAudio", "video"]
+    totalDuration: int = Field(description="Milliseconds.")
+    info: MediaInfo
+    keep: bool
+
+
+class MediaOut(BaseModel):
+    state: Literal["noPlay", "loadReady", "playing", "pausing", "playEnded"]
+    mediaID: str | None
+    name: str
+    type: Literal["pureAudio", "video", "unknown"]
+    totalDuration: int
+    volume: int
+    repeat: bool
+    startedBy: str | None = Field(description="The user who started it; null: this API.")
+    position: int = Field(description="Milliseconds, now.")
+    files: list[MediaFileOut] = Field(description="The room's files, oldest first.")
