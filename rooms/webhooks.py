@@ -37,7 +37,14 @@ from rooms.models import App, Member, Room, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
-EVENTS = ("room.started", "room.ended", "user.joined", "user.left", "seat.changed")
+EVENTS = (
+    "room.started",
+    "room.ended",
+    "user.joined",
+    "user.left",
+    "seat.changed",
+    "media.playStateChanged",
+)
 SIGNATURE_HEADER = "X-LiveAudio-Signature"
 TIMESTAMP_HEADER = "X-LiveAudio-Timestamp"
 MAX_BODY_BYTES = 64 * 1024  # a body larger than this is never sent (given up at once)
@@ -104,6 +111,7 @@ ROOM_EVENTS = {
     "onUserJoined": "user.joined",
     "onUserLeft": "user.left",
     "seat.onChanged": "seat.changed",
+    "media.onPlayStateChanged": "media.playStateChanged",
 }
 
 
@@ -132,6 +140,8 @@ def enqueue_room_ended(*, room: Room, reason: str) -> None:
 def _room_event_data(room: Room, event: dict) -> dict:
     if event["type"] == "seat.onChanged":
         return {"taken": event["taken"], "untaken": event["untaken"]}
+    if event["type"] == "media.onPlayStateChanged":
+        return {k: event[k] for k in ("state", "mediaID", "startedBy")}
     user_id = event["userID"]
     names = Member.objects.filter(room=room, user_id=user_id).values_list("user_name", flat=True)
     return {"userID": user_id, "userName": names.first() or ""}
