@@ -225,3 +225,52 @@ async def test_mute_local_is_this_sockets_alone(room, media_dirs) -> None:
     assert unmuted["data"] == {"mute": False}
     for participant in (host, guest):
         await participant.leave()
+
+
+@db
+def host_session(room: Room, config: dict) -> str:
+    from rooms.services import SessionRequest, embed_session_create
+
+    room.app.allowed_origins, room.app.test_mode = "http://localhost", True
+    room.app.save()
+    request = SessionRequest(
+        app=room.app,
+        room_id=room.room_id,
+        user_id="h",
+        user_name="H",
+        token=None,
+        app_sign=room.app.app_sign,
+        parent_origin="http://localhost",
+        config={"role": "host", **config},
+    )
+    return embed_session_create(request=request).key
+
+
+async def test_the_hosts_config_sets_the_roles_and_starts_background_media(
+    room, media_dirs
+) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from liveaudio.asgi import application
+    from tests.socket_client import ORIGIN
+
+    media_id = await a_file(room, media_dirs)
+    key = await host_session(
+        room,
+        {
+            "mediaPlayer": {"rolesCanControl": ["host", "audience"]},
+            "backgroundMedia": {"path": media_id, "enableRepeat": True},
+        },
+    )
+    path = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?session={key}"
+    communicator = WebsocketCommunicator(application, path, headers=[ORIGIN])
+    assert (await communicator.connect())[0]
+    host = Participant(communicator)
+    update = await host.wait_for(playing(media_id))
+    assert media_of(update)["repeat"] is True and media_of(update)["startedBy"] == "h"
+    assert media_of(update)["rolesCanControl"] == ["host", "audience"]
+    guest = await Participant.join(room, "g")
+    assert guest.json[0]["state"]["media"]["canControl"] is True
+    assert (await guest.request("media.pause"))["ok"]
+    for participant in (host, guest):
+        await participant.leave()
