@@ -4,8 +4,11 @@ each keeps the newest room state it was sent and the close code it got."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import functools
 import json
+import os
 import sqlite3
 import subprocess
 import uuid
@@ -20,7 +23,7 @@ from websockets.typing import Origin
 
 from rooms.models import App
 from rooms.tokens import token_mint
-from tests.servers import LiveServer
+from tests.servers import LiveServer, manage
 
 DEMO_APP, DEMO_ROOM = 1234567, "demo"
 
@@ -29,17 +32,35 @@ POSTGRES = "postgres://postgres@127.0.0.1:5432/"  # the shared server: a databas
 REDIS = "redis://127.0.0.1:6379/0"  # the shared one, never killed: a prefix of our own
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test's servers, dropped afterwards."""
-    name = f"liveaudio_test_{uuid.uuid4().hex[:8]}"
+@functools.cache
+def migrated_postgres() -> str:
+    """A database with every migration applied, made once per test run and dropped at its
+    end: each test's database is a copy (CREATE DATABASE ... TEMPLATE), already migrated."""
+    name = f"liveaudio_template_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    atexit.register(_drop, name)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "liveaudio.settings"}
+    manage({**env, "LIVEAUDIO_DATABASE_URL": POSTGRES + name}, "migrate", "-v0")
+    return name
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test's servers, dropped afterwards."""
+    name = f"liveaudio_test_{uuid.uuid4().hex[:8]}"
+    template = migrated_postgres()
+    with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield POSTGRES + name
     finally:
-        with psycopg.connect(POSTGRES + "postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        _drop(name)
 
 
 def scale_out_env(database: str) -> dict[str, str]:
