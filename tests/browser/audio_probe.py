@@ -15,6 +15,11 @@ from playwright.sync_api import Frame, Page, expect
 
 HEARD_DB = -55  # a tone in the mix reads far above this; its absence far below
 SILENT_DB = -65  # codec noise and loss concealment under load read up to about -73
+# The last 20 ms alone (`watch`), as a tone's amplitude in dB of full scale: the file's tones
+# at the player's default volume read about -17; gone, under -60.
+RECENT_MS = 20
+RECENT_HEARD_DB = -30
+RECENT_SILENT_DB = -46
 
 Target = Page | Frame
 
@@ -30,10 +35,28 @@ PROBE = """(fftSize) => {
     const bin = Math.round(freq / (ctx.sampleRate / analyser.fftSize));
     return Math.max(...data.slice(bin - 2, bin + 3));
   };
+  // A tone's amplitude (dB of full scale) in the last `ms` of samples alone: a Hann-windowed
+  // Goertzel sum, so a change is seen within `ms`, not within a whole FFT window.
+  const samples = new Float32Array(analyser.fftSize);
+  const recent = (freq, ms) => {
+    analyser.getFloatTimeDomainData(samples);
+    const n = Math.min(samples.length, Math.round((ctx.sampleRate * ms) / 1000));
+    const start = samples.length - n;
+    const step = (2 * Math.PI * freq) / ctx.sampleRate;
+    let re = 0;
+    let im = 0;
+    for (let i = 0; i < n; i++) {
+      const x = samples[start + i] * (0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1)));
+      re += x * Math.cos(step * i);
+      im -= x * Math.sin(step * i);
+    }
+    return 20 * Math.log10((4 * Math.hypot(re, im)) / n + 1e-9);
+  };
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   const heardSince = {};
   window.probe = {
     level,
+    recent,
     // How long `freq` has been heard without a break (ms). A tone's onset splatters
     // across the spectrum for one FFT window, so silence elsewhere is judged once it is steady.
     heardFor(freq, db) {
@@ -59,11 +82,11 @@ PROBE = """(fftSize) => {
       return readings[Math.floor(readings.length / 2)];
     },
     // From now on, the wall-clock time (Date.now(), which every page of this machine shares)
-    // of the first reading above (or below) `db` at `freq`, read every 5 ms.
-    watch(freq, db, { above }) {
+    // of the first moment the last `ms` read above (or below) `db` at `freq`, every 5 ms.
+    watch(freq, db, ms, { above }) {
       window.probe.seen = new Promise((resolve) => {
         const look = () => {
-          const value = level(freq);
+          const value = recent(freq, ms);
           if (above ? value > db : value < db) resolve(Date.now());
           else setTimeout(look, 5);
         };
@@ -135,10 +158,11 @@ def stops_hearing(target: Target, frequency: int, timeout: float = 1_000) -> Non
 
 
 def watch(target: Target, frequency: int, *, heard: bool) -> None:
-    """Start timing the moment `frequency` is first heard (or first silent); see `seen_at`."""
-    db = HEARD_DB if heard else SILENT_DB
-    script = "([f, db, above]) => window.probe.watch(f, db, {above})"
-    target.evaluate(script, [frequency, db, heard])
+    """Start timing the moment `frequency` is first heard (or first gone) in the last
+    RECENT_MS of what the page receives; `seen_at` says when."""
+    db = RECENT_HEARD_DB if heard else RECENT_SILENT_DB
+    script = "([f, db, ms, above]) => window.probe.watch(f, db, ms, {above})"
+    target.evaluate(script, [frequency, db, RECENT_MS, heard])
 
 
 def seen_at(target: Target, timeout: float = 10_000) -> int:

@@ -83,6 +83,7 @@ const events = {
   },
   inRoomMessage: { onReceived: record("inRoomMessage.onReceived") },
   minimize: { onStateChanged: record("minimize.onStateChanged") },
+  media: { onPlayStateChanged: record("media.onPlayStateChanged") },
 };
 window.join = async (options) => {
   window.room = LiveAudioRoom.create(document.getElementById("room"), { ...options, events });
