@@ -90,7 +90,8 @@ export async function upload(file, { onProgress = () => {}, signal } = {}) {
     }
     return await send(target, `${at}finish/`, { method: "POST", signal });
   } catch (error) {
-    send(target, at, { method: "DELETE" }).catch(() => {});
+    // Gone from the server before the caller hears of it.
+    await send(target, at, { method: "DELETE" }).catch(() => {});
     throw error;
   }
 }
