@@ -65,6 +65,19 @@ def new_page(browser: Browser) -> Iterator:
         context.close()
 
 
+def launch_with_mic(playwright: Playwright, wav: Path) -> Browser:
+    """A Chromium process whose fake microphone plays `wav`, and whose pages play the room's
+    audio without a click (the autoplay policy)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--autoplay-policy=no-user-gesture-required",
+            f"--use-file-for-fake-audio-capture={wav}",
+        ],
+    )
+
+
 @pytest.fixture
 def browser_with_mic(playwright: Playwright, tmp_path: Path) -> Iterator:
     """A page in a Chromium process of its own, whose fake microphone plays a tone (None:
@@ -74,14 +87,7 @@ def browser_with_mic(playwright: Playwright, tmp_path: Path) -> Iterator:
 
     def launch(frequency: float | None) -> Page:
         wav = write_tone(tmp_path / f"tone-{frequency}-{len(browsers)}.wav", frequency)
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *CHROMIUM_ARGS,
-                "--autoplay-policy=no-user-gesture-required",
-                f"--use-file-for-fake-audio-capture={wav}",
-            ],
-        )
+        browser = launch_with_mic(playwright, wav)
         browsers.append(browser)
         return browser.new_page()
 

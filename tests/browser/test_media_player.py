@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, FileChooser, Frame, Page, Playwright, expect
+from playwright.sync_api import FileChooser, Frame, Page, Playwright, expect
 
 from tests.browser import audio_probe
 from tests.browser.audio_probe import (
@@ -33,7 +33,7 @@ from tests.browser.audio_probe import (
     stops_hearing,
     watch,
 )
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import launch_with_mic
 from tests.browser.test_embed import (  # noqa: F401  (sites and sign are fixtures)
     call,
     join,
@@ -81,17 +81,6 @@ class Party:
     files: dict[str, Path]
 
 
-def launch(playwright: Playwright, wav: Path) -> Browser:
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            *CHROMIUM_ARGS,
-            "--autoplay-policy=no-user-gesture-required",
-            f"--use-file-for-fake-audio-capture={wav}",
-        ],
-    )
-
-
 def room_frame(page: Page) -> Frame:
     frame = page.wait_for_selector("#room iframe").content_frame()
     assert frame is not None
@@ -116,8 +105,8 @@ def party(
         # 40 MB: 40 chunks, enough to cancel half-way
         "long.wav": make_tone_file(root / "long.wav", segments=((500.0, 420.0),)),
     }
-    listeners = launch(playwright, audio_probe.write_tone(root / "silence.wav", None))
-    speakers = launch(playwright, audio_probe.write_tone(root / "660.wav", 660))
+    listeners = launch_with_mic(playwright, audio_probe.write_tone(root / "silence.wav", None))
+    speakers = launch_with_mic(playwright, audio_probe.write_tone(root / "660.wav", 660))
     try:
         host = listeners.new_context().new_page()
         open_parent(host, allowed.url, server)
@@ -300,6 +289,7 @@ def test_the_volume_scales_the_level_each_listener_hears(party: Party) -> None:
     )
     quiet = median(p.bob, 500, ms=1500)
     expected = 20 * math.log10(80 / 10)  # the volume is a linear amplitude gain
+    print(f"volume 80: {loud:.1f} dB, volume 10: {quiet:.1f} dB (expected {expected:.1f} apart)")
     assert abs((loud - quiet) - expected) <= 3, f"{loud:.1f} dB vs {quiet:.1f} dB"
     assert ok(p.host, "c().media.setVolume(30)") is True
     stop(p)
