@@ -83,6 +83,7 @@ function paint() {
   $("player-elapsed").textContent = clock(media.position);
   $("player-total").textContent = clock(media.totalDuration);
   const progress = $("player-progress");
+  progress.hidden = controls; // the seek bar shows the position to who may move it
   progress.max = Math.max(1, media.totalDuration);
   progress.value = Math.min(media.position, progress.max);
   const mute = $("player-mute");
