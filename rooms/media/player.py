@@ -176,7 +176,9 @@ class MediaPlayer:
         self.stats.frames += 1
         self._position_ms = item.end_ms
         self._report_periodically()
-        pcm = (item.pcm * (self._gain * FULL_SCALE)).astype(np.int16)
+        # Decoded lossy audio may overshoot full scale a little: clip, never wrap around.
+        scaled = np.clip(item.pcm * (self._gain * FULL_SCALE), -FULL_SCALE, FULL_SCALE)
+        pcm = scaled.astype(np.int16)
         # Stamped when it enters the mix: the mixer's latency figures then measure what the
         # server adds after that (encode and send), as for a speaker's packet.
         return PlayoutFrame(pcm=pcm, arrival=time.monotonic())

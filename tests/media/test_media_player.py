@@ -159,3 +159,25 @@ async def test_a_stopped_player_with_a_full_read_ahead_ends_its_thread(tmp_path:
     for player in players:
         await stopped(player)
     assert player_threads() == 0
+
+
+async def test_samples_past_full_scale_are_clipped_never_wrapped(tmp_path: Path) -> None:
+    """Decoded audio may overshoot 1.0 (lossy codecs do, float WAVs may): at volume 100 a
+    loud positive half-wave must stay positive, not wrap to -32768."""
+    import av
+
+    path = tmp_path / "hot.wav"
+    rate, seconds = 48_000, 1.0
+    t = np.arange(int(rate * seconds)) / rate
+    samples = (1.5 * np.abs(np.sin(2 * np.pi * 100 * t))).astype(np.float32)  # 0 .. 1.5
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_f32le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    player = MediaPlayer(spec(path))
+    audio = await pull_audio(player, 0.5)
+    assert audio.size and int(audio.min()) >= -1, "a sample wrapped around to negative"
+    assert int(audio.max()) == 32767
+    await stopped(player)
