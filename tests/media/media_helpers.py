@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -67,18 +68,24 @@ def media_tasks() -> set[asyncio.Task]:
     return {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
 
 
+# Threads that were running when the current test started (set by conftest's autouse
+# fixture): a process-wide media hub of an earlier test module may still own some, and they
+# are not this test's leak.
+threads_before_test: set[threading.Thread] = set()
+
+
+def _new_threads(matches: Callable[[str], bool]) -> int:
+    return sum(1 for t in threading.enumerate() if matches(t.name) and t not in threads_before_test)
+
+
 def decoder_threads() -> int:
     """aiortc starts one decoder thread per receiver; all must be joined on close."""
-    import threading
-
-    return sum(1 for t in threading.enumerate() if t.name.endswith("-decoder"))
+    return _new_threads(lambda name: name.endswith("-decoder"))
 
 
 def player_threads() -> int:
     """Media players decode on a thread each; all must end when the playout ends or stops."""
-    import threading
-
-    return sum(1 for t in threading.enumerate() if t.name.startswith("liveaudio-player-"))
+    return _new_threads(lambda name: name.startswith("liveaudio-player-"))
 
 
 async def wait_for_no_leaks(tasks_before: set[asyncio.Task], timeout: float = 5.0) -> None:
