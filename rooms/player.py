@@ -75,8 +75,10 @@ def _post(room_pk: int, spec: PlaybackSpec | None) -> None:
 
     if _same(_posted.get(room_pk), spec):
         return
-    _posted[room_pk] = spec
-    if spec is not None:
+    if spec is None:
+        _posted.pop(room_pk, None)  # nothing kept for a room that stopped (or ended)
+    else:
+        _posted[room_pk] = spec
         spec = replace(spec, path=str(local_path(spec.path)))
     media_hub().set_playback(room_pk, spec)
 
@@ -85,14 +87,6 @@ def _same(posted: PlaybackSpec | None, spec: PlaybackSpec | None) -> bool:
     if posted is None or spec is None:
         return posted is spec
     return replace(posted, start_ms=0) == replace(spec, start_ms=0)
-
-
-def forget(room_pk: int) -> None:
-    """The room ended: its worker playout is stopped and nothing is remembered."""
-    if _posted.pop(room_pk, None) is not None:
-        from rooms.rtc import media_hub
-
-        media_hub().set_playback(room_pk, None)
 
 
 # --- reports ---------------------------------------------------------------------------------

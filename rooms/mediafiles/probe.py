@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 
 from rooms.errors import ServiceError
+from rooms.media.player import duration_ms_of
 
 FRAMES_AT_START = 5
 END_MARGIN_MS = 1500  # decode from this far before the end...
@@ -52,7 +53,7 @@ def _probe_open(container: av.container.InputContainer, max_duration_ms: int) ->
     if not container.streams.audio:
         raise ProbeError("media_no_audio", "This file has no sound (no audio stream).")
     audio = container.streams.audio[0]
-    duration_ms = _duration_ms(container, audio)
+    duration_ms = duration_ms_of(container, audio)  # as the player will count it
     if duration_ms <= 0:
         raise ProbeError("media_unreadable", "The file's length cannot be read.")
     if duration_ms > max_duration_ms:
@@ -67,14 +68,6 @@ def _probe_open(container: av.container.InputContainer, max_duration_ms: int) ->
     rate = video.average_rate or video.guessed_rate or 0
     info = {"width": video.width, "height": video.height, "frameRate": round(float(rate), 3)}
     return Probed("video", duration_ms, info)
-
-
-def _duration_ms(container: av.container.InputContainer, audio: av.AudioStream) -> int:
-    if audio.duration is not None and audio.time_base is not None:
-        return int(audio.duration * audio.time_base * 1000)
-    if container.duration is not None:
-        return container.duration // 1000  # AV_TIME_BASE: microseconds
-    return 0
 
 
 def _decode_frames(
