@@ -60,6 +60,8 @@ def test_hand_raise_invitation_and_cohost(server: LiveServer, new_page) -> None:
     expect(member_row(ann, "hana")).to_have_count(0)
     ann.click("#unlock-all")
     expect(ben.locator("#seat-5")).not_to_have_class(re.compile(r"\blocked\b"))
+    # Ann's own page too: its lock button is "unlock" until her page shows the change.
+    expect(ann.locator("#seat-5")).not_to_have_class(re.compile(r"\blocked\b"))
     ann.locator("#seat-5 ~ .seat-tools .seat-lock").click()
     expect(ben.locator("#seat-5")).to_have_class(re.compile(r"\blocked\b"))
     ben.click("#seat-5")
