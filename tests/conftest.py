@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest_asyncio
 
 from rooms.models import App, Member, Room
 from rooms.services import room_create
+from tests.servers import LiveServer
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +28,16 @@ def media_dirs(settings, tmp_path: Path) -> Path:
     settings.LIVEAUDIO_MEDIA_UPLOAD_DIR = str(tmp_path / "uploads")
     settings.LIVEAUDIO_MEDIA_CACHE_DIR = str(tmp_path / "cache")
     return tmp_path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The real server (daphne, SQLite, the in-memory layer) in a subprocess of this test's
+    own, with the demo app and room. Modules that need another kind override it."""
+    server = LiveServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from tests.media_files import make_tone_file
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def upload(server: LiveServer, token: str, path: Path) -> str:

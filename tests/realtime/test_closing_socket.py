@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.client import ClientProtocol
@@ -26,14 +25,6 @@ from tests.live_clients import DEMO_APP, DEMO_ROOM, LiveClient, demo_app
 from tests.servers import LiveServer
 
 TIMEOUT = 20
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 class SilentCloser:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,14 +16,6 @@ from tests.live_clients import DEMO_APP, DEMO_ROOM, demo_app, query
 from tests.servers import LiveServer
 
 JOINERS = 200
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 class Watcher:
