@@ -77,6 +77,7 @@ def _post(room_pk: int, spec: PlaybackSpec | None) -> None:
         return
     if spec is None:
         _posted.pop(room_pk, None)  # nothing kept for a room that stopped (or ended)
+        RoomPlayer.stopped(room_pk)
     else:
         _posted[room_pk] = spec
         spec = replace(spec, path=str(local_path(spec.path)))
@@ -93,7 +94,12 @@ def _same(posted: PlaybackSpec | None, spec: PlaybackSpec | None) -> bool:
 
 
 class RoomPlayer:
-    """This process's listener of one room's playout reports, shared by its sockets."""
+    """This process's listener of one room's playout reports, shared by its sockets.
+
+    It outlives the room's last socket here while a playout it was told of runs (the host
+    may close the tab; the music goes on), so the end is still written; it goes once the
+    playback here stops or ends and no socket is left.
+    """
 
     _rooms: dict[int, RoomPlayer] = {}
 
@@ -101,6 +107,7 @@ class RoomPlayer:
         from rooms.rtc import media_hub
 
         self.room = room
+        self.loop = asyncio.get_running_loop()
         self.sockets: dict[object, Send] = {}
         self._ended: set[str] = set()  # keys whose end this process wrote (or is writing)
         self._last_frame = ""
@@ -119,9 +126,28 @@ class RoomPlayer:
         if player is None:
             return
         player.sockets.pop(owner, None)
-        if not player.sockets:
-            player._unsubscribe()
-            del cls._rooms[room_pk]
+        player._let_go_if_idle()
+
+    @classmethod
+    def stopped(cls, room_pk: int) -> None:
+        """Nothing plays here any more (any thread): a player without sockets goes."""
+        player = cls._rooms.get(room_pk)
+        if player is None:
+            return
+        try:
+            player.loop.call_soon_threadsafe(player._let_go_if_idle)
+        except RuntimeError:  # its loop is gone (a test's, or a stopped server's): so is it
+            cls._rooms.pop(room_pk, None)
+
+    def _let_go_if_idle(self) -> None:
+        if (
+            self.sockets
+            or self.room.pk in _posted
+            or RoomPlayer._rooms.get(self.room.pk) is not self
+        ):
+            return
+        self._unsubscribe()
+        del RoomPlayer._rooms[self.room.pk]
 
     def _on_report(self, report: PlaybackReport) -> None:
         posted = _posted.get(self.room.pk)

@@ -274,3 +274,19 @@ async def test_the_hosts_config_sets_the_roles_and_starts_background_media(
     assert (await guest.request("media.pause"))["ok"]
     for participant in (host, guest):
         await participant.leave()
+
+
+async def test_the_end_is_written_when_nobody_here_listens_any_more(room, media_dirs) -> None:
+    """The host starts a file and leaves (the music goes on): its end is still written, and
+    then this process lets the room's playout go."""
+    media_id = await a_file(room, media_dirs, seconds=1.5)
+    host = await Participant.join(room, "h", role="host")
+    await host.request("media.play", filePathOrURL=media_id)
+    await host.wait_for(playing(media_id))
+    await host.leave()
+    async with asyncio.timeout(15):
+        while (await stored(room))[0] != "playEnded":
+            await asyncio.sleep(0.05)
+        while room.pk in player.RoomPlayer._rooms:  # nothing left subscribed here
+            await asyncio.sleep(0.05)
+    assert room.pk not in player._posted
