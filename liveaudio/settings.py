@@ -197,6 +197,11 @@ LIVEAUDIO_SOCKET_MAX_BYTES = 16 * 1024
 # (behind a proxy that rewrites Host): comma-separated, e.g. https://rooms.example.
 LIVEAUDIO_PUBLIC_ORIGINS = _env_list("LIVEAUDIO_PUBLIC_ORIGINS", "")
 
+# Room properties (ZIM's room attributes): at most this many keys a room, and this many bytes
+# of keys and values together. A key is 1-16 bytes and a value at most 1,024 (the database's).
+LIVEAUDIO_ROOM_PROPERTIES_MAX_KEYS = 20
+LIVEAUDIO_ROOM_PROPERTIES_MAX_BYTES = 5120
+
 # --- media (WebRTC) -------------------------------------------------------------------------
 # STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:
 # LIVEAUDIO_ICE_SERVERS='[{"urls": "turn:turn.example.com", "username": "u", "credential": "p"}]'

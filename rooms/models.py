@@ -7,6 +7,7 @@ import secrets
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.lookups import LessThanOrEqual
 
 
 def new_app_sign() -> str:
@@ -418,3 +419,56 @@ class Playback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.state} in {self.room}"
+
+
+# ZIM's room-attribute limits that are the data's own shape: the database refuses more.
+PROPERTY_KEY_MAX_BYTES = 16
+PROPERTY_VALUE_MAX_BYTES = 1024
+
+
+class ByteLength(models.Func):
+    """The UTF-8 size of a text column: ZIM's limits are in bytes, and Django's ``Length``
+    counts characters."""
+
+    function = "OCTET_LENGTH"
+    output_field = models.IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler, connection, template="LENGTH(CAST(%(expressions)s AS BLOB))", **extra_context
+        )
+
+
+class RoomProperty(models.Model):
+    """One of a room's properties (ZIM's room attributes): a key, its text and who owns it.
+
+    The owner (a user ID, not a member row: the key outlives the member's presence) is the
+    only one who may change or delete it without ``isForce``; ``delete_after_owner_left``
+    keys go when the owner leaves the room. Counts and the room's total are the services'
+    rules (settings), since they span rows.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="properties")
+    key = models.CharField(max_length=PROPERTY_KEY_MAX_BYTES)
+    value = models.CharField(max_length=PROPERTY_VALUE_MAX_BYTES, blank=True)
+    owner_user_id = models.CharField(max_length=128)
+    delete_after_owner_left = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["room", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "key"], name="one_property_per_key"),
+            models.CheckConstraint(condition=~Q(key=""), name="property_key_not_empty"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(ByteLength("key"), PROPERTY_KEY_MAX_BYTES),
+                name="property_key_at_most_16_bytes",
+            ),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(ByteLength("value"), PROPERTY_VALUE_MAX_BYTES),
+                name="property_value_at_most_1024_bytes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} of {self.room}"

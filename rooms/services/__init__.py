@@ -40,6 +40,12 @@ from rooms.services.members import (
     room_end,
     seats_release_stale,
 )
+from rooms.services.properties import (
+    properties_delete,
+    properties_query,
+    properties_update,
+    property_update,
+)
 from rooms.services.requests import (
     seat_invitation_accept,
     seat_invitation_reject,
@@ -94,6 +100,10 @@ __all__ = [
     "message_send_system",
     "microphone_switch",
     "microphone_turn_on",
+    "properties_delete",
+    "properties_query",
+    "properties_update",
+    "property_update",
     "room_create",
     "room_end",
     "seat_clear",
