@@ -92,6 +92,12 @@ def json_object(value: Any, name: str) -> dict:
     return _checked(lambda: text.check_json(value, name=name))
 
 
+def for_the_service(value: Any, name: str) -> Any:
+    """Any JSON value, passed on as it came: its rules are the service's, which names the
+    one it breaks (a room property's key and value, ``rooms.services.properties``)."""
+    return value
+
+
 def role(value: Any, name: str) -> str:
     if value not in ("host", "speaker", "audience"):
         raise ProtocolError(f"'{name}' must be host, speaker or audience.")

@@ -142,6 +142,9 @@ class RoomState:
     # The room's change counter when this state was read: a larger one is newer.
     revision: int = 0
     media: MediaState = field(default_factory=MediaState)
+    # The room's properties (room.updateProperty...), {key: value}: a (re)joining socket
+    # gets them with its welcome, every change with its event.
+    properties: dict[str, str] = field(default_factory=dict)
 
     def member(self, user_id: str) -> MemberState | None:
         return next((m for m in self.members if m.user_id == user_id), None)
@@ -197,6 +200,7 @@ class RoomState:
             invitations=[InvitationState(**i) for i in data.get("invitations", [])],
             revision=data.get("revision", 0),
             media=MediaState.from_json(data["media"]) if "media" in data else MediaState(),
+            properties=dict(data.get("properties", {})),
         )
 
 
@@ -280,6 +284,7 @@ def room_state(room: Room) -> RoomState:
         ],
         revision=revision,
         media=media_state(room, media_roles),
+        properties=dict(room.properties.values_list("key", "value")),
     )
 
 

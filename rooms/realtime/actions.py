@@ -320,6 +320,52 @@ async def rtc_offer(socket: RoomConsumer, *, sdp: str) -> dict:
     return {"type": "answer", "sdp": await socket.media.offer(sdp)}
 
 
+# --- room properties ----------------------------------------------------------------------
+
+ROOM_ID = need("roomID", protocol.identifier)
+FORCE = may("isForce", protocol.boolean)
+PROPERTY_OPTIONS = (
+    FORCE,
+    may("isDeleteAfterOwnerLeft", protocol.boolean),
+    may("isUpdateOwner", protocol.boolean),
+)
+
+
+@action(
+    "room.updateProperty",
+    args=(
+        ROOM_ID,
+        need("key", protocol.for_the_service),
+        need("value", protocol.for_the_service),
+        *PROPERTY_OPTIONS,
+    ),
+)
+def room_update_property(socket: RoomConsumer, *, room_id: str, **change: Any) -> dict:
+    done = services.property_update(member=socket.me, room_id=room_id, **change)
+    return {"roomID": room_id, "setProperties": done}
+
+
+@action(
+    "room.updateProperties",
+    args=(ROOM_ID, need("properties", protocol.for_the_service), *PROPERTY_OPTIONS),
+)
+def room_update_properties(socket: RoomConsumer, *, room_id: str, **change: Any) -> dict:
+    done = services.properties_update(member=socket.me, room_id=room_id, **change)
+    return {"roomID": room_id, "setProperties": done}
+
+
+@action("room.deleteProperties", args=(ROOM_ID, need("keys", protocol.for_the_service), FORCE))
+def room_delete_properties(socket: RoomConsumer, *, room_id: str, **change: Any) -> dict:
+    done = services.properties_delete(member=socket.me, room_id=room_id, **change)
+    return {"roomID": room_id, "deleteProperties": done}
+
+
+@action("room.queryProperties", args=(ROOM_ID,))
+def room_query_properties(socket: RoomConsumer, *, room_id: str) -> dict:
+    properties = services.properties_query(member=socket.me, room_id=room_id)
+    return {"roomID": room_id, "properties": properties}
+
+
 # --- the media player -------------------------------------------------------------------------
 
 MEDIA = Permission.MEDIA

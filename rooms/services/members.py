@@ -24,6 +24,7 @@ from rooms.services.common import (
     seat_of,
 )
 from rooms.services.mediafiles import room_media_end
+from rooms.services.properties import properties_drop_of_away, properties_drop_of_owners
 from rooms.services.requests import tickets_drop_for
 from rooms.services.seats import seat_member, set_locked, vacate
 from rooms.tokens import TokenClaims
@@ -206,6 +207,10 @@ def release_stale_seats(room: Room) -> list[int]:
     for seat in stale:
         assert seat.occupant is not None  # the filter above
         vacate(seat.occupant)
+    # isDeleteAfterOwnerLeft keys of owners who vanished go when their seat would.
+    dropped = properties_drop_of_away(room, left_before=cutoff)
+    if dropped:
+        room_changed(room, dropped)
     return [seat.index for seat in stale]
 
 
@@ -254,6 +259,7 @@ def _take_offline(member: Member, *, reason: str) -> None:
     # Someone already away (disconnected, in their grace period) was reported leaving then.
     room_events = [{"type": "onUserLeft", "userID": member.user_id}] if member.online else []
     room_events += tickets_drop_for(member, reason=reason)
+    room_events += properties_drop_of_owners(member.room, [member.user_id])
     room_changed(member.room, room_events)
 
 

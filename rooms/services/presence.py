@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from rooms.models import Member, Role, Room, ServerProcess
+from rooms.models import Member, Role, Room, RoomProperty, ServerProcess
 from rooms.services.common import ServiceError
 from rooms.services.media import playbacks_pause_all
 from rooms.services.members import member_disconnect, seats_release_stale
@@ -112,7 +112,8 @@ def presence_repair(*, me: str | None = None) -> set[int]:
 
 
 def seats_release_due() -> list[int]:
-    """Free the seats held past the grace period, in every live room (and end a room whose
+    """Free the seats held past the grace period, in every live room (and the
+    ``isDeleteAfterOwnerLeft`` properties of owners away as long, and end a room whose
     host asked for it and has been away that long): what a disconnect's own timer does, for
     the timers that died with their process. Returns the rooms it looked at."""
     cutoff = timezone.now() - timedelta(seconds=settings.LIVEAUDIO_SEAT_GRACE_SECONDS)
@@ -121,7 +122,14 @@ def seats_release_due() -> list[int]:
     host_away = away.filter(room=OuterRef("pk"), role=Role.HOST)
     host_here = Member.objects.filter(room=OuterRef("pk"), role=Role.HOST, online=True)
     host_gone = Q(end_when_host_leaves=True) & Q(Exists(host_away)) & ~Q(Exists(host_here))
-    due = Room.objects.filter(ended_at=None).filter(Q(Exists(seated_away)) | host_gone)
+    owner_away = RoomProperty.objects.filter(
+        room=OuterRef("pk"),
+        delete_after_owner_left=True,
+        owner_user_id__in=away.filter(room=OuterRef(OuterRef("pk"))).values("user_id"),
+    )
+    due = Room.objects.filter(ended_at=None).filter(
+        Q(Exists(seated_away)) | Q(Exists(owner_away)) | host_gone
+    )
     released = []
     for room in due:
         try:
