@@ -78,7 +78,7 @@ async def test_bad_input_is_an_error_frame_and_the_socket_goes_on() -> None:
         (ann, "room.updateProperty", {"roomID": ROOM, "key": "k" * 17, "value": "v"}, None),
         (ann, "room.updateProperty", {"roomID": ROOM, "key": "k", "value": 5}, None),
         (ann, "room.updateProperty", {"roomID": ROOM, "key": "k"}, "bad_request"),
-        (ann, "room.updateProperties", {"roomID": ROOM, "properties": {"a": "1", "b": []}}, None),
+        (ann, "room.updateProperties", {"roomID": ROOM, "roomProperties": {"b": []}}, None),
         (bob, "room.updateProperty", {"roomID": ROOM, "key": "mine", "value": "b"}, None),
         (bob, "room.deleteProperties", {"roomID": ROOM, "keys": ["mine"], "isForce": True}, None),
         (ann, "room.deleteProperties", {"roomID": ROOM, "keys": "mine"}, "bad_properties"),
@@ -104,7 +104,7 @@ async def test_bad_input_is_an_error_frame_and_the_socket_goes_on() -> None:
 async def test_the_host_forces_a_change_and_everyone_hears_it() -> None:
     room = await make_room()
     ann, host = await Participant.join(room, "ann"), await Participant.join(room, "h", role="host")
-    await ann.request("room.updateProperties", roomID=ROOM, properties={"a": "1", "b": "2"})
+    await ann.request("room.updateProperties", roomID=ROOM, roomProperties={"a": "1", "b": "2"})
     reply = await host.request(
         "room.updateProperty", roomID=ROOM, key="a", value="forced", isForce=True
     )

@@ -347,10 +347,14 @@ def room_update_property(socket: RoomConsumer, *, room_id: str, **change: Any) -
 
 @action(
     "room.updateProperties",
-    args=(ROOM_ID, need("properties", protocol.for_the_service), *PROPERTY_OPTIONS),
+    args=(ROOM_ID, need("roomProperties", protocol.for_the_service), *PROPERTY_OPTIONS),
 )
-def room_update_properties(socket: RoomConsumer, *, room_id: str, **change: Any) -> dict:
-    done = services.properties_update(member=socket.me, room_id=room_id, **change)
+def room_update_properties(
+    socket: RoomConsumer, *, room_id: str, room_properties: Any, **options: bool
+) -> dict:
+    done = services.properties_update(
+        member=socket.me, room_id=room_id, properties=room_properties, **options
+    )
     return {"roomID": room_id, "setProperties": done}
 
 

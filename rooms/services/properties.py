@@ -193,7 +193,9 @@ def _require_may_change(member: Member, prop: RoomProperty, *, is_force: bool) -
 
 def _checked_properties(properties: object) -> dict[str, str]:
     if not isinstance(properties, dict) or not properties:
-        raise ServiceError("bad_properties", "'properties' must be an object of one or more keys.")
+        raise ServiceError(
+            "bad_properties", "The properties must be an object of one or more keys."
+        )
     return {_checked_key(key): _checked_value(key, value) for key, value in properties.items()}
 
 
