@@ -110,6 +110,9 @@ const HANDLERS = {
   "media.pickPureAudioFile": () => choose(extensionsFor.pureAudio()),
   "media.pickVideoFile": () => choose(extensionsFor.video()),
   "media.pickFile": (_, { allowedExtensions } = {}) => choose(extensionsFor.any(allowedExtensions)),
+  // The seed's Future<Map<String, String>>: the map itself, not true.
+  "room.queryProperties": async (action, { roomID } = {}) =>
+    (await ask(action, { roomID })).properties,
 };
 
 // One table, two ends: a member marked for the bridge without a handler here (or a handler

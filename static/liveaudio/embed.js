@@ -103,18 +103,19 @@ const CALLS = {
   "media.pickPureAudioFile": {"bridge": true, "untimed": true},
   "media.pickVideoFile": {"bridge": true, "untimed": true},
   "media.pickFile": {"bridge": true, "untimed": true},
-  "room.updateProperty": "not_available",
-  "room.updateProperties": "not_available",
-  "room.deleteProperties": "not_available",
-  "room.queryProperties": "not_available",
+  "room.updateProperty": {"action": "room.updateProperty", "options": {"roomID": null, "key": null, "value": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
+  "room.updateProperties": {"action": "room.updateProperties", "options": {"roomID": null, "roomProperties": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
+  "room.deleteProperties": {"action": "room.deleteProperties", "options": {"roomID": null, "keys": null, "isForce": false}},
+  "room.queryProperties": {"action": "room.queryProperties", "bridge": true},
   "room.sendCommand": "not_available"
 };
 
 // The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
-// throws) for now.
+// throws), or {"event": E}: each room event E, as its callback gets it (events.js), goes to
+// every subscriber too.
 const STREAMS = {
   "audioVideo.seiStream": "not_available",
-  "room.propertiesStream": "not_available",
+  "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
   "room.commandReceivedStream": "not_available"
 };
 
@@ -274,6 +275,7 @@ class RoomStore {
     this.messages = []; // the server's
     this.localMessages = []; // this user's, still sending or failed
     this.messageListeners = new Set();
+    this.eventListeners = new Map(); // room event -> its stream's subscribers (calls.js STREAMS)
     this.notifiers = new Map();
     this.names = new Map(); // userID -> name, kept after they leave (events name the leaver)
   }
@@ -352,6 +354,18 @@ class RoomStore {
       this.notifiers.set(key, entry);
     }
     return entry.notifier;
+  }
+
+  // --- streams of room events ---
+
+  listenersOf(event) {
+    if (!this.eventListeners.has(event)) this.eventListeners.set(event, new Set());
+    return this.eventListeners.get(event);
+  }
+
+  // A room event's payload to its stream's subscribers, after its callback.
+  announceEvent(event, payload) {
+    for (const fn of [...(this.eventListeners.get(event) || [])]) safely(fn, payload);
   }
 
   // --- chat ---
@@ -442,6 +456,12 @@ function roomEventCall(event, store) {
       return ["media.onPlayStateChanged", event.state];
     case "media.onError": // a file that failed to decode mid-way (it ends with playEnded)
       return ["onError", { code: event.code, message: event.message }];
+    case "room.onPropertiesUpdated": // the seed's ZegoSignalingPluginRoomPropertiesUpdatedEvent
+      return [event.type, {
+        roomID: event.roomID,
+        setProperties: event.setProperties || {},
+        deleteProperties: event.deleteProperties || {},
+      }];
     default:
       return null;
   }
@@ -483,7 +503,7 @@ const sdk_controller = (function () {
 // synchronously; every call in calls.js becomes a member that asks the iframe, so the list of
 // calls is the one table the bridge answers from.
 
-const { CALLS, STREAMS } = sdk_calls;
+const { CALLS, NOT_AVAILABLE, STREAMS } = sdk_calls;
 const { stream, unavailableStream } = sdk_state;
 
 // What the getters answer before the room has a player state: the seed's defaults.
@@ -595,7 +615,12 @@ function makeController(session) {
   for (const member of Object.keys(CALLS)) {
     place(controller, member, (...args) => session.call(member, args));
   }
-  for (const member of Object.keys(STREAMS)) place(controller, member, unavailableStream(member));
+  for (const [member, entry] of Object.entries(STREAMS)) {
+    const made = entry === NOT_AVAILABLE
+      ? unavailableStream(member)
+      : stream(store.listenersOf(entry.event));
+    place(controller, member, made);
+  }
   return controller;
 }
 
@@ -885,7 +910,10 @@ class EmbeddedRoom {
         break;
       case "event": {
         const call = roomEventCall(data.event, this.store);
-        if (call) this.emit(...call);
+        if (call) {
+          this.emit(...call);
+          this.store.announceEvent(...call);
+        }
         break;
       }
       case "message":

@@ -54,7 +54,10 @@ const events = {
     if (window.callDefaultOnEnded) event.defaultAction();
   },
   onError: record("onError"),
-  room: { onStateChanged: record("room.onStateChanged") },
+  room: {
+    onStateChanged: record("room.onStateChanged"),
+    onPropertiesUpdated: record("room.onPropertiesUpdated"),
+  },
   user: {
     onEnter: record("user.onEnter"),
     onLeave: record("user.onLeave"),
@@ -380,8 +383,6 @@ def test_the_controller_drives_the_room_from_another_origin(server, sites, sign,
     # (The media player is test_media_player.py's.)
     for member in [
         "c().audioVideo.sendSEI({a: 1})",
-        "c().room.updateProperty({roomID: 'x', key: 'k', value: 'v'})",
-        "c().room.queryProperties({roomID: 'x'})",
         "c().room.sendCommand({roomID: 'x', command: new Uint8Array([1])})",
     ]:
         refused = call(host, member)
@@ -452,6 +453,61 @@ def test_the_controller_drives_the_room_from_another_origin(server, sites, sign,
     assert ended[0] == "localLeave" and ended[1]["isFromMinimizing"] is True
     expect(host.locator(".liveaudio-minimized")).to_have_count(0)
     assert read(host, "c().minimize.state") == "idle"
+
+
+def test_room_properties_between_two_origins(server, sites, sign, new_page) -> None:
+    """Issue 12, part 1, through the SDK only: what one user sets the other hears (callback
+    and stream) and reads; the owner rule and a limit come back as the server's codes."""
+    allowed, _ = sites
+    host, ann = new_page(), new_page()
+    open_parent(host, allowed.url, server)
+    open_parent(ann, allowed.url, server)
+    room = "embed-props"
+    assert join(host, server, room, "hana", "host", appSign=sign) == {"ok": True}
+    assert join(ann, server, room, "ann", "audience", token=mint(sign, room, "ann")) == {"ok": True}
+    host.evaluate(
+        "() => { window.streamedProps = [];"
+        " c().room.propertiesStream().subscribe((e) => window.streamedProps.push(e)); }"
+    )
+
+    change = f"{{roomID: '{room}', key: 'gift', value: 'rose', isDeleteAfterOwnerLeft: true}}"
+    assert ok(ann, f"c().room.updateProperty({change})") is True
+    expected = {"roomID": room, "setProperties": {"gift": "rose"}, "deleteProperties": {}}
+    assert seen(host, "room.onPropertiesUpdated")[-1] == [expected]
+    until(host, "window.streamedProps.length === 1")
+    assert read(host, "window.streamedProps") == [expected]
+    assert ok(host, f"c().room.queryProperties({{roomID: '{room}'}})") == {"gift": "rose"}
+
+    # Ann's key: the host needs isForce; a key too long is refused by its limit; nothing set.
+    taken = call(host, f"c().room.updateProperty({{roomID: '{room}', key: 'gift', value: 'x'}})")
+    assert (taken["ok"], taken["code"]) == (False, "property_owned")
+    too_long = f"{{roomID: '{room}', roomProperties: {{a: '1', ['k'.repeat(17)]: '2'}}}}"
+    long_key = call(host, f"c().room.updateProperties({too_long})")
+    assert (long_key["ok"], long_key["code"]) == (False, "property_key_invalid")
+    assert "16 bytes" in long_key["message"]
+    batch = f"{{roomID: '{room}', roomProperties: {{song: 'Ode', vote: '3'}}}}"
+    assert ok(host, f"c().room.updateProperties({batch})") is True
+    assert seen(ann, "room.onPropertiesUpdated", 2)[-1][0]["setProperties"] == {
+        "song": "Ode",
+        "vote": "3",
+    }
+    forced = f"{{roomID: '{room}', keys: ['gift'], isForce: true}}"
+    assert ok(host, f"c().room.deleteProperties({forced})") is True
+    assert seen(ann, "room.onPropertiesUpdated", 3)[-1][0]["deleteProperties"] == {"gift": "rose"}
+    wrong = call(ann, "c().room.queryProperties({roomID: 'elsewhere'})")
+    assert (wrong["ok"], wrong["code"]) == (False, "wrong_room")
+
+    # Ann's own delete-after key goes when she leaves; the host hears it.
+    assert ok(ann, f"c().room.updateProperty({change})") is True
+    seen(host, "room.onPropertiesUpdated", 4)
+    ok(ann, "c().leave({showConfirmation: false})")
+    gone = seen(host, "room.onPropertiesUpdated", 5)[-1][0]
+    assert gone["deleteProperties"] == {"gift": "rose"}
+    assert ok(host, f"c().room.queryProperties({{roomID: '{room}'}})") == {
+        "song": "Ode",
+        "vote": "3",
+    }
+    until(host, "window.streamedProps.length === 5")
 
 
 def test_ready_rejects_with_the_servers_reason(server, sites, sign, new_page) -> None:

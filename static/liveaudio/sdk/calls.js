@@ -52,18 +52,19 @@ export const CALLS = {
   "media.pickPureAudioFile": {"bridge": true, "untimed": true},
   "media.pickVideoFile": {"bridge": true, "untimed": true},
   "media.pickFile": {"bridge": true, "untimed": true},
-  "room.updateProperty": "not_available",
-  "room.updateProperties": "not_available",
-  "room.deleteProperties": "not_available",
-  "room.queryProperties": "not_available",
+  "room.updateProperty": {"action": "room.updateProperty", "options": {"roomID": null, "key": null, "value": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
+  "room.updateProperties": {"action": "room.updateProperties", "options": {"roomID": null, "roomProperties": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
+  "room.deleteProperties": {"action": "room.deleteProperties", "options": {"roomID": null, "keys": null, "isForce": false}},
+  "room.queryProperties": {"action": "room.queryProperties", "bridge": true},
   "room.sendCommand": "not_available"
 };
 
 // The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
-// throws) for now.
+// throws), or {"event": E}: each room event E, as its callback gets it (events.js), goes to
+// every subscriber too.
 export const STREAMS = {
   "audioVideo.seiStream": "not_available",
-  "room.propertiesStream": "not_available",
+  "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
   "room.commandReceivedStream": "not_available"
 };
 

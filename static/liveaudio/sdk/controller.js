@@ -2,7 +2,7 @@
 // synchronously; every call in calls.js becomes a member that asks the iframe, so the list of
 // calls is the one table the bridge answers from.
 
-import { CALLS, STREAMS } from "./calls.js";
+import { CALLS, NOT_AVAILABLE, STREAMS } from "./calls.js";
 import { stream, unavailableStream } from "./state.js";
 
 // What the getters answer before the room has a player state: the seed's defaults.
@@ -114,7 +114,12 @@ export function makeController(session) {
   for (const member of Object.keys(CALLS)) {
     place(controller, member, (...args) => session.call(member, args));
   }
-  for (const member of Object.keys(STREAMS)) place(controller, member, unavailableStream(member));
+  for (const [member, entry] of Object.entries(STREAMS)) {
+    const made = entry === NOT_AVAILABLE
+      ? unavailableStream(member)
+      : stream(store.listenersOf(entry.event));
+    place(controller, member, made);
+  }
   return controller;
 }
 

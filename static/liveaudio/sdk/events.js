@@ -38,6 +38,12 @@ export function roomEventCall(event, store) {
       return ["media.onPlayStateChanged", event.state];
     case "media.onError": // a file that failed to decode mid-way (it ends with playEnded)
       return ["onError", { code: event.code, message: event.message }];
+    case "room.onPropertiesUpdated": // the seed's ZegoSignalingPluginRoomPropertiesUpdatedEvent
+      return [event.type, {
+        roomID: event.roomID,
+        setProperties: event.setProperties || {},
+        deleteProperties: event.deleteProperties || {},
+      }];
     default:
       return null;
   }

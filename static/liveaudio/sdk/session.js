@@ -154,7 +154,10 @@ export class EmbeddedRoom {
         break;
       case "event": {
         const call = roomEventCall(data.event, this.store);
-        if (call) this.emit(...call);
+        if (call) {
+          this.emit(...call);
+          this.store.announceEvent(...call);
+        }
         break;
       }
       case "message":

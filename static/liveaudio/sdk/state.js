@@ -49,6 +49,7 @@ export class RoomStore {
     this.messages = []; // the server's
     this.localMessages = []; // this user's, still sending or failed
     this.messageListeners = new Set();
+    this.eventListeners = new Map(); // room event -> its stream's subscribers (calls.js STREAMS)
     this.notifiers = new Map();
     this.names = new Map(); // userID -> name, kept after they leave (events name the leaver)
   }
@@ -127,6 +128,18 @@ export class RoomStore {
       this.notifiers.set(key, entry);
     }
     return entry.notifier;
+  }
+
+  // --- streams of room events ---
+
+  listenersOf(event) {
+    if (!this.eventListeners.has(event)) this.eventListeners.set(event, new Set());
+    return this.eventListeners.get(event);
+  }
+
+  // A room event's payload to its stream's subscribers, after its callback.
+  announceEvent(event, payload) {
+    for (const fn of [...(this.eventListeners.get(event) || [])]) safely(fn, payload);
   }
 
   // --- chat ---
