@@ -19,6 +19,11 @@ def default_media_roles() -> list[str]:
     return ["host"]
 
 
+def default_property_roles() -> list[str]:
+    """config.roomProperties.rolesCanWrite's default: anyone in the room."""
+    return ["host", "cohost", "speaker", "audience"]
+
+
 # The one statement of what a room ID may be: the model, forms, the HTTP API's schema and
 # the socket's URLs all use it.
 ROOM_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -91,6 +96,10 @@ class Room(models.Model):
     # config.mediaPlayer.rolesCanControl of the host's config, stored when a host joins.
     media_roles = models.JSONField(
         default=default_media_roles, blank=True, help_text="Roles that control the media player"
+    )
+    # config.roomProperties.rolesCanWrite of the host's config, stored when a host joins.
+    property_roles = models.JSONField(
+        default=default_property_roles, blank=True, help_text="Roles that write room properties"
     )
 
     class Meta:
