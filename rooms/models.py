@@ -93,6 +93,9 @@ class Room(models.Model):
     # Counts the room's changes (bumped in the transaction of each, under the room's row
     # lock): an update read before another one was written is recognised when it arrives late.
     revision = models.PositiveBigIntegerField(default=0, editable=False)
+    # The last room command's orderKey: bumped under the room's row lock, so every socket of
+    # every server process delivers the room's commands in the one order of their commits.
+    command_order = models.PositiveBigIntegerField(default=0, editable=False)
     # config.mediaPlayer.rolesCanControl of the host's config, stored when a host joins.
     media_roles = models.JSONField(
         default=default_media_roles, blank=True, help_text="Roles that control the media player"
