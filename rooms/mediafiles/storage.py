@@ -31,17 +31,24 @@ def store(source: Path, name: str) -> str:
 
 
 def local_path(name: str) -> Path:
+    """The stored file itself where the backend keeps it on this machine, else a copy.
+
+    A backend may have no paths (S3: NotImplementedError) or name one that is not on this
+    disk (InMemoryStorage names one under MEDIA_ROOT): either way the worker reads a copy."""
     try:
-        return Path(default_storage.path(name))
-    except NotImplementedError:  # a remote backend: a local copy for the worker
-        copy = Path(settings.LIVEAUDIO_MEDIA_CACHE_DIR) / name
-        if not copy.exists():
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            partial = copy.with_suffix(copy.suffix + ".part")
-            with default_storage.open(name, "rb") as remote, partial.open("wb") as local:
-                shutil.copyfileobj(remote, local)
-            partial.replace(copy)
-        return copy
+        path = Path(default_storage.path(name))
+    except NotImplementedError:
+        path = None
+    if path is not None and path.is_file():
+        return path
+    copy = Path(settings.LIVEAUDIO_MEDIA_CACHE_DIR) / name
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_suffix(copy.suffix + ".part")
+        with default_storage.open(name, "rb") as remote, partial.open("wb") as local:
+            shutil.copyfileobj(remote, local)
+        partial.replace(copy)
+    return copy
 
 
 def delete(name: str) -> None:
