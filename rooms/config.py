@@ -43,7 +43,8 @@ MEDIA_EXTENSIONS = (
     "aac", "midi", "mp3", "ogg", "wav",
 )  # fmt: skip
 
-# config.mediaPlayer.rolesCanControl: the roles a room shows (rooms.roles.can_control_media).
+# config.mediaPlayer.rolesCanControl and config.roomProperties.rolesCanWrite: the roles a
+# room shows (rooms.roles.role_listed).
 MEDIA_ROLES = ("host", "cohost", "speaker", "audience")
 
 # Every text the room shows. "%0" stands for a user's name where a text has one.
@@ -274,6 +275,9 @@ SCHEMA = obj(
                 "rolesCanControl": list_of(choice(MEDIA_ROLES), len(MEDIA_ROLES), unique=True),
             }
         ),
+        "roomProperties": obj(
+            {"rolesCanWrite": list_of(choice(MEDIA_ROLES), len(MEDIA_ROLES), unique=True)}
+        ),
         # A file the server starts when the host joins (and nothing plays yet): a mediaID
         # of this room's files, or an https:// URL of a host the app allows.
         "backgroundMedia": obj(
@@ -354,6 +358,7 @@ _COMMON: dict[str, Any] = {
         "allowedExtensions": list(MEDIA_EXTENSIONS),
         "rolesCanControl": ["host"],
     },
+    "roomProperties": {"rolesCanWrite": list(MEDIA_ROLES)},
     "backgroundMedia": None,
     "memberList": {"showMicrophoneState": True, "hiddenUsers": []},
     "duration": {"isVisible": False},
@@ -459,6 +464,7 @@ def join_options(config: dict[str, Any]) -> dict[str, Any]:
         "mic_on_when_joining": config["turnOnMicrophoneWhenJoining"],
         "end_when_host_leaves": config["endRoomWhenHostLeaves"],
         "media_roles": tuple(config["mediaPlayer"]["rolesCanControl"]),
+        "property_roles": tuple(config["roomProperties"]["rolesCanWrite"]),
         "background_media": background_media(config),
     }
 

@@ -27,4 +27,15 @@ def can_control_media(role: str, *, host_permissions: bool, roles: list[str]) ->
     ``role`` is the role the room shows (a seated audience member is a speaker); whoever
     has host permissions (a co-host while no host is online) counts as the host.
     """
+    return role_listed(role, host_permissions=host_permissions, roles=roles)
+
+
+def can_write_properties(role: str, *, host_permissions: bool, roles: list[str]) -> bool:
+    """config.roomProperties.rolesCanWrite, as the host's config set it on the room."""
+    return role_listed(role, host_permissions=host_permissions, roles=roles)
+
+
+def role_listed(role: str, *, host_permissions: bool, roles: list[str]) -> bool:
+    """A host's list of roles, read the one way: the role the room shows is listed, or
+    ``host`` is and the member has host permissions."""
     return role in roles or (host_permissions and Role.HOST in roles)

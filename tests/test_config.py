@@ -105,6 +105,7 @@ def test_join_options_come_from_the_config() -> None:
         "mic_on_when_joining": False,
         "end_when_host_leaves": False,
         "media_roles": ("host",),
+        "property_roles": ("host", "cohost", "speaker", "audience"),
         "background_media": None,
     }
     assert join_options(preset("audience"))["take_index"] is None
@@ -143,6 +144,7 @@ def test_every_unknown_or_ill_typed_field_is_listed_at_once() -> None:
             "bottomMenuBar": {"hostButtons": ["leaveButton", "danceButton"], "speakerButtons": {}},
             "inRoomMessage": {"visible": None},
             "mediaPlayer": {"allowedExtensions": ["exe"]},
+            "roomProperties": {"rolesCanWrite": ["audience", "audience"], "rolesCanRead": []},
             "memberList": {"hiddenUsers": [""]},
             "duration": [],
             "innerText": {"leaveButton": "x" * 201, "unknownText": "x"},
@@ -171,6 +173,8 @@ def test_every_unknown_or_ill_typed_field_is_listed_at_once() -> None:
         "bottomMenuBar.speakerButtons": "must be a list",
         "inRoomMessage.visible": "must be true or false",
         "mediaPlayer.allowedExtensions[0]": fields["mediaPlayer.allowedExtensions[0]"],
+        "roomProperties.rolesCanWrite": "must not repeat an item",
+        "roomProperties.rolesCanRead": "is not a config field",
         "memberList.hiddenUsers[0]": "must not be empty",
         "duration": "must be an object",
         "innerText.leaveButton": "must be at most 200 characters",

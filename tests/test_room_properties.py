@@ -15,8 +15,10 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from rooms import services
+from rooms.config import join_options, validate_config
 from rooms.models import Member, Room, RoomProperty
 from rooms.services import NotPermitted, ServiceError
+from rooms.tokens import TokenClaims
 from tests.conftest import add_member
 from tests.live_clients import postgres_database
 from tests.servers import ROOT, migrated_sqlite
@@ -267,3 +269,63 @@ def test_two_users_setting_one_key_at_once_make_one_owner(engine: str, tmp_path:
     assert len(winners) == 1, result
     assert set(result["told"].values()) == {"set", "property_owned"}
     assert result["rows"] == [["stage", winners[0], winners[0]]]
+
+
+# --- config.roomProperties.rolesCanWrite -------------------------------------------------------
+
+
+def join(room: Room, user_id: str, config: dict) -> Member:
+    """A join as the room page makes it: the user's config, resolved, as JoinOptions."""
+    role = config.get("role")  # the token allows what the config asks
+    claims = TokenClaims(
+        app_id=room.app.app_id, room_id=room.room_id, user_id=user_id, user_name="U", role=role
+    )
+    options = services.JoinOptions(**join_options(validate_config(config)))
+    return services.member_join(
+        room=room, claims=claims, channel_name=f"c.{user_id}", options=options
+    ).member
+
+
+def test_by_default_every_role_writes(room: Room) -> None:
+    join(room, "h", {"role": "host"})
+    guest = join(room, "g", {"role": "audience"})
+    assert Room.objects.get(pk=room.pk).property_roles == ["host", "cohost", "speaker", "audience"]
+    assert services.property_update(member=guest, room_id=ROOM, key="k", value="v") == {"k": "v"}
+
+
+def test_the_hosts_roles_decide_and_a_refused_writer_changes_nothing(room: Room) -> None:
+    host = join(room, "h", {"role": "host", "roomProperties": {"rolesCanWrite": ["speaker"]}})
+    speaker = join(room, "s", {"role": "speaker"})
+    guest = join(room, "g", {"role": "audience"})
+    services.property_update(member=speaker, room_id=ROOM, key="song", value="Ode")
+    before = revision(room)
+    for call, kwargs in (
+        (services.property_update, {"key": "k", "value": "v"}),
+        (services.properties_update, {"properties": {"k": "v"}}),
+        (services.properties_delete, {"keys": ["song"], "is_force": True}),
+    ):
+        refused("not_permitted", call, member=guest, room_id=ROOM, **kwargs)
+        # The host is not listed either: host permissions count only when "host" is.
+        refused("not_permitted", call, member=host, room_id=ROOM, **kwargs)
+    assert stored(room) == {"song": ("Ode", "s")}
+    assert revision(room) == before
+    assert services.properties_query(member=guest, room_id=ROOM) == {"song": "Ode"}
+
+
+def test_a_guests_own_config_grants_nothing(room: Room) -> None:
+    join(room, "h", {"role": "host", "roomProperties": {"rolesCanWrite": ["host"]}})
+    guest = join(room, "g", {"roomProperties": {"rolesCanWrite": ["audience"]}})
+    assert Room.objects.get(pk=room.pk).property_roles == ["host"]
+    refused(
+        "not_permitted", services.property_update, member=guest, room_id=ROOM, key="k", value="v"
+    )
+
+
+def test_a_cohost_standing_in_writes_when_host_is_listed(room: Room) -> None:
+    host = join(room, "h", {"role": "host", "roomProperties": {"rolesCanWrite": ["host"]}})
+    cohost = add_member(room, "c", role="cohost")
+    refused(
+        "not_permitted", services.property_update, member=cohost, room_id=ROOM, key="k", value="v"
+    )
+    services.member_leave(member=host)
+    assert services.property_update(member=cohost, room_id=ROOM, key="k", value="v") == {"k": "v"}

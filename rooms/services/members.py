@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rooms import events, webhooks
-from rooms.models import Member, Role, Room, Seat
+from rooms.models import Member, Role, Room, Seat, default_property_roles
 from rooms.roles import ROLE_RANK
 from rooms.services.common import (
     NotPermitted,
@@ -42,6 +42,8 @@ class JoinOptions:
     # A host's config.mediaPlayer.rolesCanControl (stored on the room as they join) and
     # config.backgroundMedia (path, enableRepeat), started once the host is in.
     media_roles: tuple[str, ...] = ("host",)
+    # config.roomProperties.rolesCanWrite of a host's config, stored on the room likewise.
+    property_roles: tuple[str, ...] = tuple(default_property_roles())
     background_media: tuple[str, bool] | None = None
 
 
@@ -113,6 +115,8 @@ def _apply_host_config(room: Room, options: JoinOptions) -> None:
         Room.objects.filter(pk=room.pk).update(end_when_host_leaves=options.end_when_host_leaves)
     if list(options.media_roles) != room.media_roles:
         Room.objects.filter(pk=room.pk).update(media_roles=list(options.media_roles))
+    if list(options.property_roles) != room.property_roles:
+        Room.objects.filter(pk=room.pk).update(property_roles=list(options.property_roles))
     if options.close_when_joining and not room.lock_state_set:
         set_locked(room=room, index=-1, locked=True)
 

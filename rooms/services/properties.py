@@ -3,7 +3,9 @@
 A property is a short text under a short key, shared by the whole room and kept with it (a
 server restart keeps it). Who may change what, decided here for every entry point:
 
-- anyone in the room may set a new key, and becomes its **owner**;
+- anyone in the room whose role the host's ``config.roomProperties.rolesCanWrite`` lists
+  (default: every role) may write; others are refused with ``not_permitted``;
+- a writer may set a new key, and becomes its **owner**;
 - a key is changed or deleted by its owner; anyone else needs ``isForce`` **and** host
   permissions (the host, or a co-host while no host is online). The seed leaves open who
   may force; this server lets only those who may also remove people;
@@ -24,7 +26,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from rooms import text
+from rooms import roles, text
 from rooms.models import (
     PROPERTY_KEY_MAX_BYTES,
     PROPERTY_VALUE_MAX_BYTES,
@@ -32,6 +34,7 @@ from rooms.models import (
     Room,
     RoomProperty,
 )
+from rooms.selectors import displayed_role
 from rooms.services.common import (
     NotPermitted,
     ServiceError,
@@ -39,6 +42,7 @@ from rooms.services.common import (
     has_host_permissions,
     lock_room,
     room_changed,
+    seat_of,
 )
 
 EVENT = "room.onPropertiesUpdated"
@@ -167,10 +171,20 @@ def properties_drop_of_away(room: Room, *, left_before: datetime) -> list[dict]:
 
 
 def _acting(member: Member, room_id: str) -> tuple[Room, Member]:
+    """Under the room's lock: the room and the fresh writer, if they may write at all."""
     room = lock_room(member.room)
     member = active_member(member)
     _require_room(room, room_id)
+    _require_may_write(member, room)
     return room, member
+
+
+def _require_may_write(member: Member, room: Room) -> None:
+    role = displayed_role(stored_role=member.role, seated=seat_of(member) is not None)
+    if not roles.can_write_properties(
+        role, host_permissions=has_host_permissions(member), roles=room.property_roles
+    ):
+        raise NotPermitted("Your role may not change this room's properties.")
 
 
 def _require_room(room: Room, room_id: str) -> None:
