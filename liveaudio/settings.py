@@ -201,6 +201,10 @@ LIVEAUDIO_PUBLIC_ORIGINS = _env_list("LIVEAUDIO_PUBLIC_ORIGINS", "")
 # of keys and values together. A key is 1-16 bytes and a value at most 1,024 (the database's).
 LIVEAUDIO_ROOM_PROPERTIES_MAX_KEYS = 20
 LIVEAUDIO_ROOM_PROPERTIES_MAX_BYTES = 5120
+# Room commands (ZIM's room commands): at most this many bytes each (decoded), and this many
+# a second from one sender.
+LIVEAUDIO_ROOM_COMMAND_MAX_BYTES = 1024
+LIVEAUDIO_ROOM_COMMANDS_PER_SECOND = 10
 
 # --- media (WebRTC) -------------------------------------------------------------------------
 # STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:

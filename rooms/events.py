@@ -95,6 +95,13 @@ def broadcast_message_deleted(message: Message) -> None:
     after_commit(lambda: _group_send(room_group(message.room_id), payload))
 
 
+def broadcast_room_command(room_pk: int, message: dict) -> None:
+    """A room command to every socket of the room; each puts it in the room's order and
+    leaves out its own (``rooms.realtime.commands``)."""
+    payload = {"type": "room.command", "message": message}
+    after_commit(lambda: _group_send(room_group(room_pk), payload))
+
+
 def broadcast_room_ended(room: Room, *, reason: str) -> None:
     payload = {"type": "room.ended", "reason": reason}
     after_commit(lambda: _group_send(room_group(room.pk), payload))

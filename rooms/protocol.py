@@ -8,6 +8,8 @@ may arrive as strings) and programs (the embed SDK, bots). Every message is an o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +92,17 @@ def json_object(value: Any, name: str) -> dict:
     if not isinstance(value, dict):
         raise ProtocolError(f"'{name}' must be an object.")
     return _checked(lambda: text.check_json(value, name=name))
+
+
+def base64_bytes(value: Any, name: str) -> bytes:
+    """Bytes sent as standard base64 (``room.sendCommand``'s command); their size is the
+    service's rule."""
+    if not isinstance(value, str):
+        raise ProtocolError(f"'{name}' must be a base64 string.")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise ProtocolError(f"'{name}' is not valid base64.") from None
 
 
 def for_the_service(value: Any, name: str) -> Any:

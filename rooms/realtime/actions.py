@@ -370,6 +370,19 @@ def room_query_properties(socket: RoomConsumer, *, room_id: str) -> dict:
     return {"roomID": room_id, "properties": properties}
 
 
+@action("room.sendCommand", args=(ROOM_ID, need("command", protocol.base64_bytes)), db=False)
+async def room_send_command(socket: RoomConsumer, *, room_id: str, command: bytes) -> dict:
+    """Not stored; the others get it as ``room.commands``, the sender only this reply."""
+    if not socket.command_rate.allow():
+        limit = settings.LIVEAUDIO_ROOM_COMMANDS_PER_SECOND
+        raise services.ServiceError(
+            "command_rate_limited", f"At most {limit} room commands a second; slow down."
+        )
+    return await socket.in_thread(
+        services.command_send, member=socket.me, room_id=room_id, command=command
+    )
+
+
 # --- the media player -------------------------------------------------------------------------
 
 MEDIA = Permission.MEDIA

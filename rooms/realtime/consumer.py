@@ -27,7 +27,8 @@ from rooms.models import Member, Role, Room
 from rooms.protocol import ProtocolError, parse_frame
 from rooms.realtime import actions, admission, watch
 from rooms.realtime.close_codes import close_code_for
-from rooms.realtime.limits import FrameBudget, Verdict
+from rooms.realtime.commands import CommandStream
+from rooms.realtime.limits import FrameBudget, PerSecond, Verdict
 from rooms.realtime.media_link import MediaLink, media_mute_frame
 from rooms.realtime.outbox import Outbox, RoomUpdate
 from rooms.realtime.timers import RoomTimers
@@ -57,6 +58,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # not a bare HTTP 403 the browser cannot explain.
         await self.accept()
         self.budget = FrameBudget(settings.LIVEAUDIO_SOCKET_MESSAGES_PER_10S)
+        self.command_rate = PerSecond(settings.LIVEAUDIO_ROOM_COMMANDS_PER_SECOND)
         try:
             admitted = await self.in_thread(admission.admit, self.scope)
             self.room, self.user_id = admitted.room, admitted.claims.user_id
@@ -128,6 +130,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
             self._unregister_restart()
         if hasattr(self, "outbox"):
             self.outbox.close()
+        if hasattr(self, "commands"):
+            self.commands.close()
         await self._leave_groups()
         if self.member is None:
             if hasattr(self, "media"):
@@ -209,6 +213,10 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def room_notice(self, message: dict) -> None:
         self.outbox.notice(message["events"])
 
+    async def room_command(self, message: dict) -> None:
+        if hasattr(self, "commands"):  # after the welcome (and the room's orderKey then)
+            self.commands.received(message["message"])
+
     async def room_message(self, message: dict) -> None:
         await self.outbox.drained()
         await self._send_text(message["html"])
@@ -255,10 +263,17 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._send_text(frame)
 
     async def _send_welcome(self) -> None:
-        def snapshot() -> tuple[Any, list]:
-            return room_state(self.room), recent_messages(self.room)
+        def snapshot() -> tuple[Any, list, int]:
+            return (
+                room_state(self.room),
+                recent_messages(self.room),
+                services.command_order(self.room),
+            )
 
-        state, messages = await self.in_thread(snapshot)
+        state, messages, command_order = await self.in_thread(snapshot)
+        self.commands = CommandStream(
+            user_id=self.user_id, after=command_order, send=self._send_json
+        )
         self.outbox.shown(state.revision)
         for frame in self.view.welcome(state, messages):
             await self._send_text(frame)

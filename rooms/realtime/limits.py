@@ -44,3 +44,22 @@ class FrameBudget:
         if len(self._over) > self.per_10s:
             return Verdict.CLOSE
         return Verdict.IGNORE
+
+
+class PerSecond:
+    """At most ``limit`` in any one second (room commands, per sender): the one over it is
+    refused and not counted, so a sender that slows down is let through again at once."""
+
+    def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._times: deque[float] = deque()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        while self._times and now - self._times[0] >= 1.0:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True

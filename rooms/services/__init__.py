@@ -8,6 +8,7 @@ socket, admin and (later) the HTTP API get the same rules.
 from __future__ import annotations
 
 from rooms.services.chat import message_delete, message_send, message_send_system
+from rooms.services.commands import command_order, command_send
 from rooms.services.common import NotPermitted, ServiceError
 from rooms.services.embed import (
     EmbedRefused,
@@ -81,6 +82,8 @@ __all__ = [
     "NotPermitted",
     "ServiceError",
     "cohost_set",
+    "command_order",
+    "command_send",
     "member_ban",
     "member_disconnect",
     "member_join",
