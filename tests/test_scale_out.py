@@ -4,6 +4,7 @@ channel layer. People on different processes are in the same room."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -101,5 +102,52 @@ async def test_concurrent_takes_across_processes_seat_exactly_one(servers, demo_
     )
     assert sum(r["type"] == "reply" for r in replies) == 1
     assert {r["code"] for r in replies if r["type"] == "error"} == {"seat_taken"}
+    for person in people:
+        await person.socket.close()
+
+
+async def commands_received(client: Client, count: int) -> list[dict]:
+    """The next ``count`` room commands this client is shown, in the order it was shown them."""
+    messages: list[dict] = []
+    while len(messages) < count:
+        frame = await client.wait_for(lambda f: f["type"] == "room.commands", timeout=20)
+        messages += frame["messages"]
+    return messages
+
+
+@pytest.mark.asyncio
+async def test_room_commands_from_both_processes_come_in_one_order(servers, demo_app) -> None:
+    """Senders on both processes at once: the two broadcasts cross on the way, and every
+    socket still shows the commands by orderKey, the same order everywhere."""
+    names = [f"c{i}" for i in range(16)]
+    people = [await Client.join(servers[i % 2], demo_app, name) for i, name in enumerate(names)]
+    per_person = 8
+
+    async def send_all(person: Client, name: str) -> None:
+        for n in range(per_person):
+            command = base64.b64encode(f"{name}:{n}".encode()).decode()
+            await person.socket.send(
+                json.dumps({"action": "room.sendCommand", "roomID": DEMO_ROOM, "command": command})
+            )
+
+    others = per_person * (len(people) - 1)
+    receiving = [asyncio.create_task(commands_received(p, others)) for p in people]
+    await asyncio.gather(*(send_all(p, n) for p, n in zip(people, names, strict=True)))
+    shown = await asyncio.gather(*receiving)
+    sender_of: dict[int, str] = {}
+    for messages in shown:
+        for message in messages:
+            sender = sender_of.setdefault(message["orderKey"], message["senderUserID"])
+            assert sender == message["senderUserID"]
+    everyone = sorted(sender_of)
+    assert everyone == list(range(everyone[0], everyone[0] + per_person * len(people)))
+    for name, messages in zip(names, shown, strict=True):
+        keys = [m["orderKey"] for m in messages]
+        assert keys == [key for key in everyone if sender_of[key] != name]
+        # and each sender's own commands in the order it sent them
+        for sender in set(names) - {name}:
+            theirs = [base64.b64decode(m["message"]).decode() for m in messages]
+            theirs = [t for t in theirs if t.startswith(f"{sender}:")]
+            assert theirs == [f"{sender}:{n}" for n in range(per_person)]
     for person in people:
         await person.socket.close()
