@@ -17,7 +17,7 @@ import { liveaudio } from "./room.js";
 import { media } from "./player.js";
 import { choose, extensionsFor } from "./media-files.js";
 import { CALLS, NOT_AVAILABLE, notAvailableMessage } from "./sdk/calls.js";
-import { failure } from "./sdk/util.js";
+import { bytesToBase64, failure } from "./sdk/util.js";
 
 const room = document.getElementById("room");
 const parentOrigin = room?.dataset.parentOrigin ?? "";
@@ -113,6 +113,14 @@ const HANDLERS = {
   // The seed's Future<Map<String, String>>: the map itself, not true.
   "room.queryProperties": async (action, { roomID } = {}) =>
     (await ask(action, { roomID })).properties,
+  // The seed's command is a Uint8Array; the socket carries text, so base64 (the server
+  // checks the size of the bytes).
+  "room.sendCommand": (action, { roomID, command } = {}) => {
+    if (!(command instanceof Uint8Array)) {
+      throw failure("bad_request", "room.sendCommand needs 'command' as a Uint8Array.");
+    }
+    return done(ask(action, { roomID, command: bytesToBase64(command) }));
+  },
 };
 
 // One table, two ends: a member marked for the bridge without a handler here (or a handler
@@ -230,6 +238,9 @@ document.addEventListener("liveaudio:event", (event) => {
       for (const item of frame.events ?? []) {
         if (!ASKED.has(item.type)) post({ push: "event", event: item });
       }
+      break;
+    case "room.commands": // the others' room commands, in the room's order
+      post({ push: "event", event: frame });
       break;
     case "levels":
       pushSpeaking();

@@ -34,6 +34,17 @@ function safely(fn, ...args) {
   }
 }
 
+// A room command's bytes on the wire: standard base64 (the socket is text).
+function bytesToBase64(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function base64ToBytes(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
 function emit(fn, ...args) {
   if (typeof fn === "function") safely(fn, ...args);
 }
@@ -42,7 +53,7 @@ function same(a, b) {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
-return { failure, safely, emit, same };
+return { failure, safely, bytesToBase64, base64ToBytes, emit, same };
 })();
 
 // --- sdk/calls.js ---------------------------------------------------------------------
@@ -105,7 +116,7 @@ const CALLS = {
   "room.updateProperties": {"action": "room.updateProperties", "options": {"roomID": null, "roomProperties": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
   "room.deleteProperties": {"action": "room.deleteProperties", "options": {"roomID": null, "keys": null, "isForce": false}},
   "room.queryProperties": {"action": "room.queryProperties", "bridge": true},
-  "room.sendCommand": "not_available"
+  "room.sendCommand": {"action": "room.sendCommand", "bridge": true}
 };
 
 // The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
@@ -114,7 +125,7 @@ const CALLS = {
 const STREAMS = {
   "audioVideo.seiStream": "not_available",
   "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
-  "room.commandReceivedStream": "not_available"
+  "room.commandReceivedStream": {"event": "room.onCommandReceived"}
 };
 
 const NOT_AVAILABLE = "not_available";
@@ -417,6 +428,8 @@ const sdk_events = (function () {
 // The integrator's callbacks (docs/embedding.md, Events): which callback a room event calls
 // and with what, and which callback decides each question the room asks.
 
+const { base64ToBytes } = sdk_util;
+
 // The callback at a dotted path of `events` ("seat.host.onTakingRequested"), or undefined.
 function callbackAt(events, path) {
   let node = events;
@@ -459,6 +472,16 @@ function roomEventCall(event, store) {
         roomID: event.roomID,
         setProperties: event.setProperties || {},
         deleteProperties: event.deleteProperties || {},
+      }];
+    case "room.commands": // the seed's ZegoSignalingPluginRoomCommandReceivedEvent, by orderKey
+      return ["room.onCommandReceived", {
+        roomID: event.roomID,
+        messages: (event.messages || []).map((m) => ({
+          message: base64ToBytes(m.message),
+          senderUserID: m.senderUserID,
+          timestamp: m.timestamp,
+          orderKey: m.orderKey,
+        })),
       }];
     default:
       return null;

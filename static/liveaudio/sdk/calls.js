@@ -56,7 +56,7 @@ export const CALLS = {
   "room.updateProperties": {"action": "room.updateProperties", "options": {"roomID": null, "roomProperties": null, "isForce": false, "isDeleteAfterOwnerLeft": false, "isUpdateOwner": false}},
   "room.deleteProperties": {"action": "room.deleteProperties", "options": {"roomID": null, "keys": null, "isForce": false}},
   "room.queryProperties": {"action": "room.queryProperties", "bridge": true},
-  "room.sendCommand": "not_available"
+  "room.sendCommand": {"action": "room.sendCommand", "bridge": true}
 };
 
 // The controller's streams (the seed's Stream<T>): member -> "not_available" (subscribing
@@ -65,7 +65,7 @@ export const CALLS = {
 export const STREAMS = {
   "audioVideo.seiStream": "not_available",
   "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
-  "room.commandReceivedStream": "not_available"
+  "room.commandReceivedStream": {"event": "room.onCommandReceived"}
 };
 
 export const NOT_AVAILABLE = "not_available";

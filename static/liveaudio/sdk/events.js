@@ -1,6 +1,8 @@
 // The integrator's callbacks (docs/embedding.md, Events): which callback a room event calls
 // and with what, and which callback decides each question the room asks.
 
+import { base64ToBytes } from "./util.js";
+
 // The callback at a dotted path of `events` ("seat.host.onTakingRequested"), or undefined.
 export function callbackAt(events, path) {
   let node = events;
@@ -43,6 +45,16 @@ export function roomEventCall(event, store) {
         roomID: event.roomID,
         setProperties: event.setProperties || {},
         deleteProperties: event.deleteProperties || {},
+      }];
+    case "room.commands": // the seed's ZegoSignalingPluginRoomCommandReceivedEvent, by orderKey
+      return ["room.onCommandReceived", {
+        roomID: event.roomID,
+        messages: (event.messages || []).map((m) => ({
+          message: base64ToBytes(m.message),
+          senderUserID: m.senderUserID,
+          timestamp: m.timestamp,
+          orderKey: m.orderKey,
+        })),
       }];
     default:
       return null;

@@ -15,6 +15,17 @@ export function safely(fn, ...args) {
   }
 }
 
+// A room command's bytes on the wire: standard base64 (the socket is text).
+export function bytesToBase64(bytes) {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+export function base64ToBytes(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
 export function emit(fn, ...args) {
   if (typeof fn === "function") safely(fn, ...args);
 }
