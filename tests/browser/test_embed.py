@@ -42,6 +42,9 @@ window.streamed = null;
 const plain = (args) => JSON.parse(JSON.stringify(args, (k, v) =>
   typeof v === "function" ? undefined : v));
 const record = (name) => (...args) => { window.seen.push({ name, args: plain(args) }); };
+// A room command's bytes as [byte, ...] (and whether they came as a Uint8Array), for JSON.
+const bytesAsLists = (event) => ({ ...event, messages: event.messages.map((m) =>
+  ({ ...m, message: Array.from(m.message), isBytes: m.message instanceof Uint8Array })) });
 const decide = (name, key) => (...args) => {
   record(name)(...args);
   const decision = window.decisions[key];
@@ -57,6 +60,7 @@ const events = {
   room: {
     onStateChanged: record("room.onStateChanged"),
     onPropertiesUpdated: record("room.onPropertiesUpdated"),
+    onCommandReceived: (event) => record("room.onCommandReceived")(bytesAsLists(event)),
   },
   user: {
     onEnter: record("user.onEnter"),
@@ -508,6 +512,49 @@ def test_room_properties_between_two_origins(server, sites, sign, new_page) -> N
         "vote": "3",
     }
     until(host, "window.streamedProps.length === 5")
+
+
+def test_room_commands_between_two_origins(server, sites, sign, new_page) -> None:
+    """Issue 12, part 2, through the SDK only: the bytes one user sends reach the other as a
+    Uint8Array (callback and stream), never the sender; a refused one is the server's code."""
+    allowed, _ = sites
+    host, ann = new_page(), new_page()
+    open_parent(host, allowed.url, server)
+    open_parent(ann, allowed.url, server)
+    room = "embed-commands"
+    assert join(host, server, room, "hana", "host", appSign=sign) == {"ok": True}
+    assert join(ann, server, room, "ann", "audience", token=mint(sign, room, "ann")) == {"ok": True}
+    ann.evaluate(
+        "() => { window.streamedCommands = [];"
+        " c().room.commandReceivedStream().subscribe((e) =>"
+        " window.streamedCommands.push(Array.from(e.messages[0].message))); }"
+    )
+
+    send = f"c().room.sendCommand({{roomID: '{room}', command: new Uint8Array([0, 255, 7])}})"
+    assert ok(host, send) is True
+    (event,) = seen(ann, "room.onCommandReceived")[-1]
+    assert event["roomID"] == room
+    (message,) = event["messages"]
+    assert message["message"] == [0, 255, 7] and message["isBytes"] is True
+    assert message["senderUserID"] == "hana" and message["orderKey"] >= 1
+    until(ann, "window.streamedCommands.length === 1")
+    assert read(ann, "window.streamedCommands") == [[0, 255, 7]]
+
+    too_large = call(
+        host, f"c().room.sendCommand({{roomID: '{room}', command: new Uint8Array(1025)}})"
+    )
+    assert (too_large["ok"], too_large["code"]) == (False, "command_too_large")
+    as_text = call(host, f"c().room.sendCommand({{roomID: '{room}', command: 'hi'}})")
+    assert (as_text["ok"], as_text["code"]) == (False, "bad_request")
+    wrong = call(ann, "c().room.sendCommand({roomID: 'elsewhere', command: new Uint8Array(1)})")
+    assert (wrong["ok"], wrong["code"]) == (False, "wrong_room")
+    # Ann's command reaches the host, after the refused ones, and never Ann herself.
+    assert ok(ann, f"c().room.sendCommand({{roomID: '{room}', command: new Uint8Array([9])}})")
+    (back,) = seen(host, "room.onCommandReceived")[-1]
+    assert [m["message"] for m in back["messages"]] == [[9]]
+    assert back["messages"][0]["orderKey"] > message["orderKey"]
+    assert len(seen(ann, "room.onCommandReceived")) == 1
+    assert len(seen(host, "room.onCommandReceived")) == 1
 
 
 def test_ready_rejects_with_the_servers_reason(server, sites, sign, new_page) -> None:
