@@ -44,6 +44,7 @@ EVENTS = (
     "user.left",
     "seat.changed",
     "media.playStateChanged",
+    "room.propertiesUpdated",
 )
 SIGNATURE_HEADER = "X-LiveAudio-Signature"
 TIMESTAMP_HEADER = "X-LiveAudio-Timestamp"
@@ -112,6 +113,7 @@ ROOM_EVENTS = {
     "onUserLeft": "user.left",
     "seat.onChanged": "seat.changed",
     "media.onPlayStateChanged": "media.playStateChanged",
+    "room.onPropertiesUpdated": "room.propertiesUpdated",
 }
 
 
@@ -142,6 +144,8 @@ def _room_event_data(room: Room, event: dict) -> dict:
         return {"taken": event["taken"], "untaken": event["untaken"]}
     if event["type"] == "media.onPlayStateChanged":
         return {k: event[k] for k in ("state", "mediaID", "startedBy")}
+    if event["type"] == "room.onPropertiesUpdated":
+        return {k: event[k] for k in ("setProperties", "deleteProperties")}
     user_id = event["userID"]
     names = Member.objects.filter(room=room, user_id=user_id).values_list("user_name", flat=True)
     return {"userID": user_id, "userName": names.first() or ""}

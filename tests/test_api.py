@@ -73,6 +73,23 @@ def assert_error(response, status: int, code: str) -> dict:
 # --- the schema, fuzzed ---------------------------------------------------------------------
 
 
+def over_property_bytes(body: object) -> bool:
+    """A room property's limits are UTF-8 bytes (ZIM's: a key 16, a value 1,024), which JSON
+    Schema cannot state: its character limits admit 16 accented letters, which the server
+    refuses (400, tested in tests/test_api_properties.py). Such a case is not a valid one."""
+    if not isinstance(body, dict):
+        return False
+    properties = body.get("properties")
+    keys = body.get("keys")
+    pairs = list(properties.items()) if isinstance(properties, dict) else []
+    pairs += [(key, "") for key in keys] if isinstance(keys, list) else []
+    return any(
+        len(str(key).encode("utf-8", "surrogatepass")) > 16
+        or len(str(value).encode("utf-8", "surrogatepass")) > 1024
+        for key, value in pairs
+    )
+
+
 @schema.parametrize()
 @hypothesis_settings(
     max_examples=40,
@@ -86,6 +103,7 @@ def test_every_operation_keeps_to_its_schema(case, app: App, room: Room) -> None
     # An extra query key whose generated value is an empty list is not sent at all, so such a
     # "negative" request is in fact a valid one: leave those out.
     assume(not any(value == [] for value in (case.query or {}).values()))
+    assume(not over_property_bytes(case.body))
     Member.objects.update_or_create(
         room=room, user_id="u-42", defaults={"user_name": "U", "online": True, "banned": False}
     )

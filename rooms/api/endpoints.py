@@ -30,6 +30,9 @@ from rooms.api.schemas import (
     MemberOut,
     MessageIn,
     MessageOut,
+    PropertiesDeleteIn,
+    PropertiesIn,
+    PropertiesOut,
     RoomFilter,
     RoomIn,
     RoomList,
@@ -40,7 +43,7 @@ from rooms.api.schemas import (
     TokenOut,
     checked_text,
 )
-from rooms.models import App, Member, Room
+from rooms.models import App, Member, Room, RoomProperty
 from rooms.selectors import MemberState, media_state, message_state, room_state
 from rooms.services.common import member_by_user_id
 from rooms.services.mediafiles import media_source
@@ -497,3 +500,66 @@ def media_stop(request: HttpRequest, roomID: RoomPath) -> MediaOut:
     room = _live_room(request, roomID)
     services.media_stop(room=room, actor=None)
     return _media_out(room)
+
+
+# --- room properties --------------------------------------------------------------------------
+
+
+def _properties_out(room: Room) -> PropertiesOut:
+    rows = RoomProperty.objects.filter(room=room).values_list("key", "value", "owner_user_id")
+    return PropertiesOut(
+        properties={key: value for key, value, _ in rows},
+        owners={key: owner or None for key, _, owner in rows},
+    )
+
+
+@router.get(
+    "/rooms/{roomID}/properties",
+    response={200: PropertiesOut, **IN_A_ROOM},
+    summary="Read the room's properties",
+    operation_id="properties_get",
+    tags=["properties"],
+)
+def properties_get(request: HttpRequest, roomID: RoomPath) -> PropertiesOut:
+    """The room's properties (``room.queryProperties`` on the socket) and who owns each."""
+    return _properties_out(_room(request, roomID))
+
+
+@router.post(
+    "/rooms/{roomID}/properties",
+    response={200: PropertiesOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
+    summary="Set room properties",
+    operation_id="properties_set",
+    tags=["properties"],
+)
+def properties_set(request: HttpRequest, roomID: RoomPath, payload: PropertiesIn) -> PropertiesOut:
+    """Set these keys, all or none, as a host with ``isForce`` would (any key, whoever owns
+    it; ``rolesCanWrite`` does not apply). Everyone in the room gets
+    ``room.onPropertiesUpdated``."""
+    room = _live_room(request, roomID)
+    services.properties_set_by_api(
+        room=room,
+        properties=payload.properties,
+        user_id=payload.userID,
+        is_delete_after_owner_left=payload.isDeleteAfterOwnerLeft,
+        is_update_owner=payload.isUpdateOwner,
+    )
+    return _properties_out(room)
+
+
+@router.post(
+    "/rooms/{roomID}/properties/delete",
+    response={200: PropertiesOut, **CHANGING_A_ROOM, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
+    summary="Delete room properties",
+    operation_id="properties_delete",
+    tags=["properties"],
+)
+def properties_delete(
+    request: HttpRequest, roomID: RoomPath, payload: PropertiesDeleteIn
+) -> PropertiesOut:
+    """Delete these keys, whoever owns them (a POST, so it takes an Idempotency-Key)."""
+    room = _live_room(request, roomID)
+    services.properties_delete_by_api(room=room, keys=payload.keys)
+    return _properties_out(room)

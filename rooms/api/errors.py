@@ -37,6 +37,11 @@ SERVICE_STATUS = {
     "media_unreadable": 400,
     "media_truncated": 400,
     "media_no_audio": 400,
+    # Room properties: a malformed batch; the room's limits are a conflict (409).
+    "bad_properties": 400,
+    "property_key_invalid": 400,
+    "property_value_invalid": 400,
+    "property_value_too_long": 400,
 }
 SERVICE_STATUS_DEFAULT = 409
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from rooms.models import ROOM_ID_PATTERN
+from rooms.models import PROPERTY_KEY_MAX_BYTES, PROPERTY_VALUE_MAX_BYTES, ROOM_ID_PATTERN
 from rooms.text import LINE_CHAR, MULTILINE_CHAR, clean_text
 from rooms.tokens import MAX_USER_ID, MAX_USER_NAME
 
@@ -195,3 +195,60 @@ class MediaOut(BaseModel):
     startedBy: str | None = Field(description="The user who started it; null: this API.")
     position: int = Field(description="Milliseconds, now.")
     files: list[MediaFileOut] = Field(description="The room's files, oldest first.")
+
+
+# Characters here; the services count the UTF-8 bytes (ZIM's limits), which JSON Schema cannot.
+PropertyKey = Annotated[
+    str, Field(min_length=1, max_length=PROPERTY_KEY_MAX_BYTES, pattern=LINE_PATTERN)
+]
+PropertyValue = Annotated[
+    str, Field(max_length=PROPERTY_VALUE_MAX_BYTES, pattern=rf"^{MULTILINE_CHAR}*$")
+]
+# pydantic states a key's pattern as patternProperties, which admits any other key with any
+# value; the document says what is checked: every key and every value.
+PROPERTIES_SCHEMA = WithJsonSchema(
+    {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": PROPERTY_KEY_MAX_BYTES,
+            "pattern": LINE_PATTERN,
+        },
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": PROPERTY_VALUE_MAX_BYTES,
+            "pattern": rf"^{MULTILINE_CHAR}*$",
+        },
+    }
+)
+
+
+class PropertiesIn(In):
+    """Strict booleans: 0 or "true" is refused, not taken for a flag."""
+
+    properties: Annotated[dict[PropertyKey, PropertyValue], PROPERTIES_SCHEMA] = Field(
+        description="Keys (1-16 bytes of UTF-8) and their values (at most 1,024 bytes): set "
+        "all or none. A room holds at most 20 keys and 5,120 bytes of keys and values.",
+        examples=[{"song": "Ode to joy"}],
+    )
+    userID: UserID | None = Field(
+        None, description="The owner of the keys this call creates; null: the API."
+    )
+    isDeleteAfterOwnerLeft: StrictBool = Field(
+        False, description="The keys go when their owner leaves (needs a userID)."
+    )
+    isUpdateOwner: StrictBool = Field(
+        False, description="Keys that exist already get this call's owner too."
+    )
+
+
+class PropertiesDeleteIn(In):
+    keys: list[PropertyKey] = Field(
+        min_length=1, max_length=100, description="Keys to delete; one the room lacks is no error."
+    )
+
+
+class PropertiesOut(BaseModel):
+    properties: dict[str, str] = Field(description="The room's properties now.")
+    owners: dict[str, str | None] = Field(description="Each key's owner, a user ID; null: the API.")

@@ -43,9 +43,12 @@ from rooms.services.members import (
 )
 from rooms.services.properties import (
     properties_delete,
+    properties_delete_by_api,
     properties_query,
+    properties_set_by_api,
     properties_update,
     property_update,
+    room_properties,
 )
 from rooms.services.requests import (
     seat_invitation_accept,
@@ -104,11 +107,14 @@ __all__ = [
     "microphone_switch",
     "microphone_turn_on",
     "properties_delete",
+    "properties_delete_by_api",
     "properties_query",
+    "properties_set_by_api",
     "properties_update",
     "property_update",
     "room_create",
     "room_end",
+    "room_properties",
     "seat_clear",
     "seat_host_mute",
     "seat_invitation_accept",

@@ -21,6 +21,7 @@ it breaks and changes nothing: a batch is applied whole or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -46,6 +47,8 @@ from rooms.services.common import (
 )
 
 EVENT = "room.onPropertiesUpdated"
+# The owner of a key the HTTP API set without a userID: no user ID is empty.
+API_OWNER = ""
 
 
 def property_update(
@@ -83,22 +86,73 @@ def properties_update(
     wanted = _checked_properties(properties)
     with transaction.atomic():
         room, member = _acting(member, room_id)
-        stored = {p.key: p for p in RoomProperty.objects.filter(room=room)}
-        for key in wanted:
-            if key in stored:
-                _require_may_change(member, stored[key], is_force=is_force)
-        _check_room_limits({key: p.value for key, p in stored.items()} | wanted)
-        for key, value in wanted.items():
-            current = stored.get(key)
-            if current is None:
-                current = RoomProperty(room=room, key=key, owner_user_id=member.user_id)
-            elif is_update_owner:
-                current.owner_user_id = member.user_id
-            current.value = value
-            current.delete_after_owner_left = is_delete_after_owner_left
-            current.save()
-        room_changed(room, [properties_event(room, set_properties=wanted)])
+        _store(
+            room,
+            wanted,
+            writer=member.user_id,
+            may_change=lambda prop: _require_may_change(member, prop, is_force=is_force),
+            is_delete_after_owner_left=is_delete_after_owner_left,
+            is_update_owner=is_update_owner,
+        )
     return wanted
+
+
+def properties_set_by_api(
+    *,
+    room: Room,
+    properties: dict,
+    user_id: str | None = None,
+    is_delete_after_owner_left: bool = False,
+    is_update_owner: bool = False,
+) -> dict[str, str]:
+    """The HTTP API's write: as a forced one (the integrator's backend may change any key),
+    not bound by ``rolesCanWrite``. New keys belong to ``user_id``, or to the API
+    (``API_OWNER``, which no member is, so only a host with ``isForce`` changes them)."""
+    wanted = _checked_properties(properties)
+    if is_delete_after_owner_left and user_id is None:
+        raise ServiceError(
+            "bad_properties",
+            "isDeleteAfterOwnerLeft needs a userID: keys of the API have no owner to leave.",
+        )
+    with transaction.atomic():
+        room = lock_room(room)
+        _store(
+            room,
+            wanted,
+            writer=API_OWNER if user_id is None else user_id,
+            may_change=lambda prop: None,
+            is_delete_after_owner_left=is_delete_after_owner_left,
+            is_update_owner=is_update_owner,
+        )
+    return wanted
+
+
+def _store(
+    room: Room,
+    wanted: dict[str, str],
+    *,
+    writer: str,
+    may_change: Callable[[RoomProperty], None],
+    is_delete_after_owner_left: bool,
+    is_update_owner: bool,
+) -> None:
+    """Under the room's lock: the batch checked whole (``may_change`` raises for a key the
+    writer may not change, then the room's limits), then written, as one room change."""
+    stored = {p.key: p for p in RoomProperty.objects.filter(room=room)}
+    for key in wanted:
+        if key in stored:
+            may_change(stored[key])
+    _check_room_limits({key: p.value for key, p in stored.items()} | wanted)
+    for key, value in wanted.items():
+        current = stored.get(key)
+        if current is None:
+            current = RoomProperty(room=room, key=key, owner_user_id=writer)
+        elif is_update_owner:
+            current.owner_user_id = writer
+        current.value = value
+        current.delete_after_owner_left = is_delete_after_owner_left
+        current.save()
+    room_changed(room, [properties_event(room, set_properties=wanted)])
 
 
 def properties_delete(
@@ -106,18 +160,31 @@ def properties_delete(
 ) -> dict[str, str]:
     """``room.deleteProperties``: delete these keys, or none. A key the room does not hold
     is no error (it is gone either way). Returns the deleted keys with their last values."""
-    if not isinstance(keys, list) or not keys:
-        raise ServiceError("bad_properties", "'keys' must be a list of one or more keys.")
-    wanted = {_checked_key(key) for key in keys}
+    wanted = _checked_keys(keys)
     with transaction.atomic():
         room, member = _acting(member, room_id)
-        found = list(RoomProperty.objects.filter(room=room, key__in=wanted))
-        for prop in found:
-            _require_may_change(member, prop, is_force=is_force)
-        deleted = {prop.key: prop.value for prop in found}
-        if deleted:
-            RoomProperty.objects.filter(pk__in=[p.pk for p in found]).delete()
-            room_changed(room, [properties_event(room, delete_properties=deleted)])
+        return _drop(
+            room, wanted, may_change=lambda p: _require_may_change(member, p, is_force=is_force)
+        )
+
+
+def properties_delete_by_api(*, room: Room, keys: list) -> dict[str, str]:
+    """The HTTP API's delete: any key, as a forced one."""
+    wanted = _checked_keys(keys)
+    with transaction.atomic():
+        return _drop(lock_room(room), wanted, may_change=lambda prop: None)
+
+
+def _drop(
+    room: Room, wanted: set[str], *, may_change: Callable[[RoomProperty], None]
+) -> dict[str, str]:
+    found = list(RoomProperty.objects.filter(room=room, key__in=wanted))
+    for prop in found:
+        may_change(prop)
+    deleted = {prop.key: prop.value for prop in found}
+    if deleted:
+        RoomProperty.objects.filter(pk__in=[p.pk for p in found]).delete()
+        room_changed(room, [properties_event(room, delete_properties=deleted)])
     return deleted
 
 
@@ -203,6 +270,12 @@ def _require_may_change(member: Member, prop: RoomProperty, *, is_force: bool) -
         )
     if not has_host_permissions(member):
         raise NotPermitted(f"Only the host may force a change of {prop.key!r}.")
+
+
+def _checked_keys(keys: object) -> set[str]:
+    if not isinstance(keys, list) or not keys:
+        raise ServiceError("bad_properties", "'keys' must be a list of one or more keys.")
+    return {_checked_key(key) for key in keys}
 
 
 def _checked_properties(properties: object) -> dict[str, str]:
