@@ -12,11 +12,13 @@ from django.core.cache import cache
 from rooms import services, webhooks
 from rooms.models import App, IdempotentRequest, Room, RoomProperty
 from tests.conftest import add_member
-from tests.test_api import assert_error
+from tests.socket_client import Participant, event_of, update_with
+from tests.test_api import assert_error, call, socket_test
 from tests.test_api_idempotency import KeyedApi
 from tests.test_webhooks import Receiver, hooked_app, verify
 
 pytestmark = pytest.mark.django_db
+EVENT = "room.onPropertiesUpdated"
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +182,16 @@ def test_the_webhook_hears_every_change(receiver: Receiver) -> None:
         ("room.propertiesUpdated", {"setProperties": {}, "deleteProperties": {"song": "Ode"}}),
     ]
     assert all(b["roomID"] == "jam" for b in bodies)
+
+
+@socket_test
+async def test_an_api_change_reaches_the_rooms_sockets_live(room: Room) -> None:
+    api = KeyedApi(room.app)
+    guest = await Participant.join(room, "guest")
+    body = {"properties": {"song": "Ode"}}
+    assert (await call(api, "POST", path(room), body)).status_code == 200
+    frame = await guest.wait_for(update_with(EVENT, setProperties={"song": "Ode"}))
+    assert event_of(frame, EVENT)["deleteProperties"] == {}
+    assert (await call(api, "POST", path(room, "/delete"), {"keys": ["song"]})).status_code == 200
+    await guest.wait_for(update_with(EVENT, deleteProperties={"song": "Ode"}))
+    await guest.leave()
