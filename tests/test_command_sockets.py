@@ -32,6 +32,10 @@ def received(participant: Participant) -> list[dict]:
     return [m for f in participant.json if f.get("type") == "room.commands" for m in f["messages"]]
 
 
+async def leave_all(*people: Participant) -> None:
+    await asyncio.gather(*(person.leave() for person in people))
+
+
 async def until_received(participant: Participant, count: int) -> list[dict]:
     async with asyncio.timeout(10):
         while len(received(participant)) < count:
@@ -55,6 +59,7 @@ async def test_a_command_reaches_the_others_and_not_its_sender() -> None:
     # Ann's socket goes on working and never shows her own command.
     assert (await ann.request("ping"))["type"] == "reply"
     assert received(ann) == []
+    await leave_all(ann, bob, cy)
 
 
 async def test_everyone_sees_one_order_when_all_send_at_once() -> None:
@@ -82,6 +87,7 @@ async def test_everyone_sees_one_order_when_all_send_at_once() -> None:
         # Each sees everyone's but its own, in the one order.
         keys = [m["orderKey"] for m in received(person)]
         assert keys == [key for key in everyone if sender_of[key] != name]
+    await leave_all(*people)
 
 
 async def test_bad_commands_are_errors_and_the_socket_keeps_working() -> None:
@@ -101,6 +107,7 @@ async def test_bad_commands_are_errors_and_the_socket_keeps_working() -> None:
     (message,) = (await bob.wait_for("room.commands"))["messages"]
     assert base64.b64decode(message["message"]) == b"y" * limit
     assert len(received(bob)) == 1  # none of the refused ones went out
+    await leave_all(ann, bob)
 
 
 async def test_a_flood_is_refused_and_the_sender_goes_on_afterwards() -> None:
@@ -125,3 +132,4 @@ async def test_a_flood_is_refused_and_the_sender_goes_on_afterwards() -> None:
             await asyncio.sleep(0.2)  # the window is a second; polling it, not timing it
     messages = await until_received(bob, len(sent) + 1)
     assert base64.b64decode(messages[-1]["message"]) == b"later"
+    await leave_all(ann, bob)
