@@ -222,3 +222,31 @@ async def test_the_sweep_deletes_the_keys_of_an_owner_whose_timer_died() -> None
     await property_event(bob, deleteProperties={"gift": "rose"})
     assert await stored(room) == {}
     await bob.leave()
+
+
+async def test_the_hosts_roles_can_write_hold_on_the_socket() -> None:
+    """The host's embed config (roomProperties.rolesCanWrite) is stored as they join; a
+    role it leaves out gets not_permitted, and the socket goes on working."""
+    from channels.testing import WebsocketCommunicator
+
+    from liveaudio.asgi import application
+    from tests.socket_client import ORIGIN
+    from tests.test_media_player import host_session
+
+    room = await make_room()
+    key = await host_session(room, {"roomProperties": {"rolesCanWrite": ["host"]}})
+    path = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?session={key}"
+    communicator = WebsocketCommunicator(application, path, headers=[ORIGIN])
+    assert (await communicator.connect())[0]
+    host = Participant(communicator)
+    await host.wait_for("room.joined")  # the host is in: their roles are stored
+    guest = await Participant.join(room, "guest")
+    refused = await guest.request("room.updateProperty", roomID=ROOM, key="k", value="v")
+    assert (refused["type"], refused["code"]) == ("error", "not_permitted")
+    assert await stored(room) == {}
+    assert (await guest.request("ping"))["type"] == "reply"
+    reply = await host.request("room.updateProperty", roomID=ROOM, key="k", value="v")
+    assert reply["type"] == "reply"
+    await property_event(guest, setProperties={"k": "v"})
+    for person in (host, guest):
+        await person.leave()
