@@ -11,7 +11,10 @@ server restart keeps it). Who may change what, decided here for every entry poin
   may force; this server lets only those who may also remove people;
 - ``isUpdateOwner`` makes the writer the owner of the keys it writes;
 - a key written with ``isDeleteAfterOwnerLeft`` goes when its owner leaves: at once for a
-  leave, kick or ban, after the seat grace period for a socket that vanished.
+  leave, kick or ban, after the seat grace period for a socket that vanished;
+- the HTTP API (``properties_set_by_api``, ``properties_delete_by_api``) is the integrator's
+  backend: it writes as a host with ``isForce`` would, whatever ``rolesCanWrite`` says, and
+  owns the keys it creates without a ``userID`` (``API_OWNER``).
 
 Limits as ZIM's: a key is 1-16 bytes, a value at most 1,024 (UTF-8; the database refuses
 more), a room holds at most ``LIVEAUDIO_ROOM_PROPERTIES_MAX_KEYS`` keys and
