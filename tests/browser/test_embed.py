@@ -455,16 +455,23 @@ def test_the_controller_drives_the_room_from_another_origin(server, sites, sign,
     assert read(host, "c().minimize.state") == "idle"
 
 
-def test_room_properties_between_two_origins(server, sites, sign, new_page) -> None:
-    """Issue 12, part 1, through the SDK only: what one user sets the other hears (callback
-    and stream) and reads; the owner rule and a limit come back as the server's codes."""
+def host_and_audience(server, sites, sign, new_page, room: str) -> tuple[Page, Page]:
+    """Hana (host, by appSign) and Ann (audience, by token) in `room`, each embedding it in a
+    parent page of the allowed origin."""
     allowed, _ = sites
     host, ann = new_page(), new_page()
     open_parent(host, allowed.url, server)
     open_parent(ann, allowed.url, server)
-    room = "embed-props"
     assert join(host, server, room, "hana", "host", appSign=sign) == {"ok": True}
     assert join(ann, server, room, "ann", "audience", token=mint(sign, room, "ann")) == {"ok": True}
+    return host, ann
+
+
+def test_room_properties_between_two_origins(server, sites, sign, new_page) -> None:
+    """Issue 12, part 1, through the SDK only: what one user sets the other hears (callback
+    and stream) and reads; the owner rule and a limit come back as the server's codes."""
+    room = "embed-props"
+    host, ann = host_and_audience(server, sites, sign, new_page, room)
     host.evaluate(
         "() => { window.streamedProps = [];"
         " c().room.propertiesStream().subscribe((e) => window.streamedProps.push(e)); }"
@@ -513,13 +520,8 @@ def test_room_properties_between_two_origins(server, sites, sign, new_page) -> N
 def test_room_commands_between_two_origins(server, sites, sign, new_page) -> None:
     """Issue 12, part 2, through the SDK only: the bytes one user sends reach the other as a
     Uint8Array (callback and stream), never the sender; a refused one is the server's code."""
-    allowed, _ = sites
-    host, ann = new_page(), new_page()
-    open_parent(host, allowed.url, server)
-    open_parent(ann, allowed.url, server)
     room = "embed-commands"
-    assert join(host, server, room, "hana", "host", appSign=sign) == {"ok": True}
-    assert join(ann, server, room, "ann", "audience", token=mint(sign, room, "ann")) == {"ok": True}
+    host, ann = host_and_audience(server, sites, sign, new_page, room)
     ann.evaluate(
         "() => { window.streamedCommands = [];"
         " c().room.commandReceivedStream().subscribe((e) =>"
