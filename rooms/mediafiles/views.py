@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from rooms.errors import ServiceError
 from rooms.models import Member, Room
+from rooms.realtime.admission import origin_in, origins_of_host
 from rooms.services import embed_session_verify
 from rooms.services.mediafiles import (
     allowed_extensions,
@@ -86,12 +87,7 @@ def _uploader(request: HttpRequest, app_id: int, room_id: str) -> Uploader:
 
 
 def _check_origin(request: HttpRequest) -> None:
-    origin = request.headers.get("Origin", "").rstrip("/").lower()
-    host = request.get_host().lower()
-    own = {f"http://{host}", f"https://{host}"} | {
-        o.rstrip("/").lower() for o in settings.LIVEAUDIO_PUBLIC_ORIGINS
-    }
-    if origin not in own:
+    if not origin_in(request.headers.get("Origin", ""), origins_of_host(request.get_host())):
         raise ServiceError("origin_not_allowed", "Uploads come from this server's own pages.")
 
 

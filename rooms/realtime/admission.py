@@ -84,8 +84,13 @@ def origin_known(scope: dict[str, Any]) -> bool:
 
 def own_origins(scope: dict[str, Any]) -> set[str]:
     """The origins of pages this server serves, as seen by this socket's request."""
+    return origins_of_host(_header(scope, b"host"))
+
+
+def origins_of_host(host: str) -> set[str]:
+    """The origins of pages this server serves, for a request naming ``host`` (its Host
+    header; HTTP views use this too)."""
     configured = {o for o in getattr(settings, "LIVEAUDIO_PUBLIC_ORIGINS", []) if o}
-    host = _header(scope, b"host")
     if host:
         hosts = [host]
     else:  # no Host header (not a browser): the configured host names, default ports
@@ -94,8 +99,13 @@ def own_origins(scope: dict[str, Any]) -> set[str]:
     return configured | {f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")}
 
 
+def origin_in(origin: str, allowed: set[str]) -> bool:
+    """Whether ``origin`` is one of ``allowed``, compared as scheme, host and port."""
+    return bool(origin) and _normalised(origin) in {_normalised(a) for a in allowed if a}
+
+
 def _check_origin(origin: str, allowed: set[str]) -> None:
-    if not origin or _normalised(origin) not in {_normalised(a) for a in allowed if a}:
+    if not origin_in(origin, allowed):
         raise ServiceError("origin_not_allowed", "This page may not open a socket to this room.")
 
 
