@@ -205,6 +205,10 @@ LIVEAUDIO_ROOM_PROPERTIES_MAX_BYTES = 5120
 # a second from one sender.
 LIVEAUDIO_ROOM_COMMAND_MAX_BYTES = 1024
 LIVEAUDIO_ROOM_COMMANDS_PER_SECOND = 10
+# SEI (the seed's sendSEI): a JSON object of at most this many bytes (the seed's, ZEGO's
+# real-time sequential data), at most this many a second from one socket.
+LIVEAUDIO_SEI_MAX_BYTES = 4096
+LIVEAUDIO_SEI_PER_SECOND = 30
 
 # --- media (WebRTC) -------------------------------------------------------------------------
 # STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,20 @@ def integer(value: Any, name: str) -> int:
     if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 10:
         return int(value)
     raise ProtocolError(f"'{name}' must be an integer.")
+
+
+def number(value: Any, name: str) -> float:
+    """Any finite JSON number (a time in milliseconds)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProtocolError(f"'{name}' must be a number.")
+    return float(value)
+
+
+def stream_type(value: Any, name: str) -> str:
+    """``audioVideo.sendSEI``'s stream: the sender's microphone or the media player."""
+    if value not in ("main", "media"):
+        raise ProtocolError(f"'{name}' must be main or media.")
+    return str(value)
 
 
 def boolean(value: Any, name: str) -> bool:

@@ -9,11 +9,11 @@ The engine offers the hub's API (`frontend.MediaFrontEnd`) to code running on *a
 loop (daphne's):
 - coroutines (`offer`, `release`, `close`) run on the media loop and are awaited from the
   caller's loop; their exceptions (`MediaError`) reach the caller;
-- rule changes (`set_audible`, `set_local_mutes`, `set_playback`, `release_later`,
-  `cancel_release`) are posted and return at once, in order: the media loop applies them in
-  the order they came;
-- level and playback listeners are called on the loop that subscribed them, one wake-up per loop and
-  report however many sockets listen there.
+- rule changes (`set_audible`, `set_local_mutes`, `set_playback`, `send_sei`,
+  `release_later`, `cancel_release`) are posted and return at once, in order: the media
+  loop applies them in the order they came;
+- level, SEI and playback listeners are called on the loop that subscribed them, one
+  wake-up per loop and report however many sockets listen there.
 Nothing of the hub is touched from another thread except the read-only inspection helpers.
 """
 
@@ -67,6 +67,7 @@ class MediaEngine(HubRelay):
                 on_levels=self._levels.deliver,
                 on_peer_closed=self._closures.deliver,
                 on_playback=self._deliver_playback,
+                on_sei=self._sei.deliver,
             )
         )
 

@@ -13,9 +13,10 @@ import dataclasses
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from .hub import LevelsListener, MediaHub, PeerClosedListener, PlaybackListener
+from .hub import LevelsListener, MediaHub, PeerClosedListener, PlaybackListener, SeiListener
 from .patches import check_versions
 from .player import PlaybackReport, PlaybackSpec
+from .sei import Sei
 from .subscribers import AudibleMemory, RoomSubscribers
 
 T = TypeVar("T")
@@ -27,8 +28,8 @@ class MediaFrontEnd(Protocol):
 
     Coroutines (`offer`, `release`, `query`, `close`) run where the hub lives and are
     awaited here, with its `MediaError`s; rule changes (`release_later`, `cancel_release`,
-    `set_audible`, `set_local_mutes`, `set_playback`) return at once and are applied in the
-    order they were made; listeners are called on the loop that subscribed them.
+    `set_audible`, `set_local_mutes`, `set_playback`, `send_sei`) return at once and are
+    applied in the order they were made; listeners are called on the loop that subscribed them.
     """
 
     @property
@@ -52,6 +53,16 @@ class MediaFrontEnd(Protocol):
 
     def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
         """What the room plays (`player.PlaybackSpec`); None stops it and frees its decoder."""
+        ...
+
+    def send_sei(self, room: Hashable, sei: Sei, capture_ms: float | None = None) -> None:
+        """Release `sei` to the room's listeners with the audio it was sent with
+        (`MediaHub.send_sei`); `capture_ms` is the sender's wall clock when it was sent."""
+        ...
+
+    def subscribe_sei(self, room: Hashable, listener: SeiListener) -> Callable[[], None]:
+        """`listener(release)` (a `sei.SeiRelease`) on the loop running now, for each tick
+        that releases SEIs; returns the unsubscriber."""
         ...
 
     def subscribe_playback(self, room: Hashable, listener: PlaybackListener) -> Callable[[], None]:
@@ -92,6 +103,7 @@ class HubRelay(abc.ABC):
         self._levels = RoomSubscribers()
         self._closures = RoomSubscribers()
         self._playback = RoomSubscribers()
+        self._sei = RoomSubscribers()
         # Each room's newest report, for a listener that subscribes after it was sent, and
         # its spec, for a media worker started anew (`playbacks_to_resume`).
         self._last_playback: dict[Hashable, PlaybackReport] = {}
@@ -150,6 +162,9 @@ class HubRelay(abc.ABC):
             self._playback_specs[room] = spec
         self._post("set_playback", room, spec)
 
+    def send_sei(self, room: Hashable, sei: Sei, capture_ms: float | None = None) -> None:
+        self._post("send_sei", room, sei, capture_ms)
+
     def playbacks_to_resume(self) -> list[tuple[Hashable, PlaybackSpec]]:
         """Each room's playout as it was last reported, to hand to a new hub: the same key
         from the position reached, so listeners hear it go on where it was."""
@@ -172,6 +187,9 @@ class HubRelay(abc.ABC):
         self, room: Hashable, listener: PeerClosedListener
     ) -> Callable[[], None]:
         return self._closures.subscribe(room, listener)
+
+    def subscribe_sei(self, room: Hashable, listener: SeiListener) -> Callable[[], None]:
+        return self._sei.subscribe(room, listener)
 
     def subscribe_playback(self, room: Hashable, listener: PlaybackListener) -> Callable[[], None]:
         unsubscribe = self._playback.subscribe(room, listener)

@@ -18,7 +18,8 @@ from aiortc import RTCIceServer
 
 from .mixer import RoomMixer
 from .peer import MediaPeer, validate_offer
-from .player import MediaPlayer, PlaybackReport, PlaybackSpec
+from .player import MEDIA_SOURCE_ID, MediaPlayer, PlaybackReport, PlaybackSpec
+from .sei import Sei, SeiRelease
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ RoomLevelsHook = Callable[[Hashable, dict[str, float]], None]
 PeerClosedHook = Callable[[Hashable, str, str], None]
 PlaybackListener = Callable[[PlaybackReport], None]
 RoomPlaybackHook = Callable[[Hashable, PlaybackReport], None]
+SeiListener = Callable[[SeiRelease], None]
+RoomSeiHook = Callable[[Hashable, SeiRelease], None]
 
 
 @dataclass
@@ -51,8 +54,10 @@ class MediaHub:
         on_levels: RoomLevelsHook | None = None,
         on_peer_closed: PeerClosedHook | None = None,
         on_playback: RoomPlaybackHook | None = None,
+        on_sei: RoomSeiHook | None = None,
     ) -> None:
         self._ice_servers = list(ice_servers)
+        self._on_sei = on_sei
         self._connect_timeout = connect_timeout
         # Every room's levels, for an owner that fans them out itself (`MediaEngine`).
         self._on_levels = on_levels
@@ -191,6 +196,21 @@ class MediaHub:
         media = self._rooms.get(room)
         return media.player if media else None
 
+    # -- SEI ---------------------------------------------------------------------------------
+
+    def send_sei(self, room: Hashable, sei: Sei, capture_ms: float | None = None) -> None:
+        """Release `sei` with the sender's audio captured at `capture_ms` (their wall clock),
+        or with the media player's next frame; dropped if that audio is not in the mix."""
+        media = self._rooms.get(room)
+        if media is None:
+            return
+        if sei.stream_type == "media":
+            media.mixer.send_sei(MEDIA_SOURCE_ID, sei)
+            return
+        peer = media.peers.get(sei.sender_id)
+        if peer is not None:
+            media.mixer.send_sei(sei.sender_id, sei, peer.clock.timestamp_at(capture_ms))
+
     # -- speaking levels ---------------------------------------------------------------------
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
@@ -233,7 +253,11 @@ class MediaHub:
     def _room(self, room: Hashable) -> RoomMedia:
         media = self._rooms.get(room)
         if media is None:
-            media = RoomMedia(mixer=RoomMixer(on_levels=lambda levels: self._fan_out(room, levels)))
+            mixer = RoomMixer(
+                on_levels=lambda levels: self._fan_out(room, levels),
+                on_sei=lambda release: self._release_sei(room, release),
+            )
+            media = RoomMedia(mixer=mixer)
             media.mixer.start()
             self._rooms[room] = media
         return media
@@ -246,6 +270,10 @@ class MediaHub:
                 listener(levels)
             except Exception:
                 logger.exception("levels listener failed")
+
+    def _release_sei(self, room: Hashable, release: SeiRelease) -> None:
+        if self._on_sei is not None:
+            self._on_sei(room, release)
 
     def _report_playback(self, room: Hashable, report: PlaybackReport) -> None:
         if self._on_playback is not None:

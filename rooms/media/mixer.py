@@ -11,6 +11,11 @@ A media file (`set_media`, a `player.MediaPlayer`) is one more source that every
 listener hears, speakers included, unless they muted `MEDIA_SOURCE_ID` locally: it joins
 each mix key, so it adds no mix of its own (a listener who muted it shares the mix of
 those who hear no media).
+
+SEIs (`sei.py`) wait in the mixer for the frame of their speaker's audio they were sent with
+(`send_sei`) and are released with that tick, stamped with its outbound RTP timestamp: every
+mix of the room shares one timeline, `rtp_origin + pts`, so the stamp holds for every
+listener.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import Protocol
 
 import av
 import numpy as np
+from aiortc.utils import random32
 
 from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
 from .levels import rms_level
 from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack
 from .player import MEDIA_SOURCE_ID
 from .playout import PlayoutFrame
+from .sei import RTP_MASK, Sei, SeiHook, SeiQueue, SeiRelease
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +108,18 @@ class RoomMixer:
         self,
         *,
         on_levels: LevelsCallback | None = None,
+        on_sei: SeiHook | None = None,
         max_queued: int = DEFAULT_MAX_QUEUED,
         bitrate: int = 32000,
     ) -> None:
         self.stats = MixerStats()
         self.levels: dict[str, float] = {}
+        # Where the room's RTP timeline starts: random, as RFC 3550 asks, and one for every
+        # mix and listener, so an SEI's timestamp means the same audio to all of them.
+        self.rtp_origin = random32()
         self._on_levels = on_levels
+        self._on_sei = on_sei
+        self._sei: dict[str, SeiQueue] = {}
         self._max_queued = max_queued
         self._bitrate = bitrate
         self._tracks: dict[str, MixedAudioTrack] = {}
@@ -124,7 +137,9 @@ class RoomMixer:
 
     def new_track(self) -> MixedAudioTrack:
         """A track for a participant's mix, not yet fed (see `add_participant`)."""
-        return MixedAudioTrack(max_queued=self._max_queued, on_sent=self._record_sent)
+        return MixedAudioTrack(
+            max_queued=self._max_queued, on_sent=self._record_sent, timestamp_origin=self.rtp_origin
+        )
 
     def add_participant(self, pid: str, track: MixedAudioTrack | None = None) -> MixedAudioTrack:
         """Register a participant and return the track carrying its mix.
@@ -158,6 +173,7 @@ class RoomMixer:
             return
         track = self._tracks.pop(pid, None)
         self._sources.pop(pid, None)
+        self._sei.pop(pid, None)
         self._level_peaks.pop(pid, None)
         if track is not None:
             track.stop()
@@ -181,6 +197,17 @@ class RoomMixer:
         listeners, so its position follows the clock; None removes it."""
         self._media = source
         self._groups_dirty = True
+
+    def send_sei(self, source: str, sei: Sei, timestamp: int | None = None) -> bool:
+        """Hold `sei` until the tick that mixes `source`'s audio at RTP `timestamp` (None:
+        its next frame); False when that source is not heard (not audible, no media)."""
+        if source == MEDIA_SOURCE_ID:
+            if self._media is None:
+                return False
+        elif source not in self._audible or source not in self._sources:
+            return False
+        self._sei.setdefault(source, SeiQueue()).add(sei, timestamp)
+        return True
 
     def mix_key_for(self, pid: str) -> MixKey:
         """The audible sources `pid` hears: never itself, never what it muted."""
@@ -253,6 +280,8 @@ class RoomMixer:
         self._tick_index += 1
         pts = self._tick_index * FRAME_SAMPLES
         frames = self._pull_frames()
+        if self._sei:
+            self._release_sei(frames, (self.rtp_origin + pts) & RTP_MASK)
         self._update_levels(frames)
         if self._groups_dirty:
             self._regroup()
@@ -275,6 +304,7 @@ class RoomMixer:
         for pid, source in self._sources.items():
             if pid not in self._audible:
                 source.clear()  # whatever it sends is never heard, nor kept
+                self._sei.pop(pid, None)  # nor what it sent with it
                 continue
             frame = source.pull()
             if frame is not None:
@@ -283,6 +313,21 @@ class RoomMixer:
         if media is not None:
             frames[MEDIA_SOURCE_ID] = media
         return frames
+
+    def _release_sei(self, frames: dict[str, PlayoutFrame], rtp_timestamp: int) -> None:
+        """Hand on the SEIs whose audio this tick mixes, stamped with its RTP timestamp."""
+        released: list[Sei] = []
+        for source, queue in list(self._sei.items()):
+            frame = frames.get(source)
+            timestamp = frame.timestamp if frame is not None else None
+            released += queue.due(timestamp, pulled=frame is not None)
+            if not queue:
+                del self._sei[source]
+        if released and self._on_sei is not None:
+            try:
+                self._on_sei(SeiRelease(rtp_timestamp, tuple(released)))
+            except Exception:
+                logger.exception("SEI callback failed")
 
     def _regroup(self) -> None:
         """Recompute who shares which mix; keep encoders of mixes that still exist."""

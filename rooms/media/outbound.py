@@ -75,7 +75,9 @@ class RtpWire:
     header extensions are exactly what the browser negotiated.
     """
 
-    def __init__(self, sender: SenderInternals, codec: RTCRtpCodecParameters) -> None:
+    def __init__(
+        self, sender: SenderInternals, codec: RTCRtpCodecParameters, *, timestamp_origin: int
+    ) -> None:
         self._sender = sender
         self._dtls = sender.sender.transport
         self._srtp: Any = None
@@ -90,7 +92,7 @@ class RtpWire:
         self._abs_at = changed[0] if changed else None  # None: not negotiated
         self._header = bytearray(low)
         self._sequence = random16()
-        self._timestamp_origin = random32()  # as aiortc's own loop: random starts
+        self._timestamp_origin = timestamp_origin  # the room's: see RoomMixer.rtp_origin
         self._pair: Any = None
         self._transport: Any = None
         self._address: Any = None
@@ -159,7 +161,7 @@ def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:
     async def run_rtp(codec: RTCRtpCodecParameters) -> None:
         internals.rtp_started()
         try:
-            wire = RtpWire(internals, codec)
+            wire = RtpWire(internals, codec, timestamp_origin=track.timestamp_origin)
             track.bind(wire)
             await track.wait_ended()
         except asyncio.CancelledError:
@@ -221,8 +223,12 @@ class MixedAudioTrack(MediaStreamTrack):
         *,
         max_queued: int = DEFAULT_MAX_QUEUED,
         on_sent: Callable[[float], None] | None = None,
+        timestamp_origin: int | None = None,
     ) -> None:
         super().__init__()
+        # Added to every packet's pts on the wire; random (as aiortc's own) unless the mixer
+        # gives its room's, which every listener shares.
+        self.timestamp_origin = random32() if timestamp_origin is None else timestamp_origin
         self._queue: deque[tuple[av.Packet, float | None]] = deque()
         self._max_queued = max_queued
         self._ready = asyncio.Event()

@@ -24,6 +24,7 @@ from .outbound import MixedAudioTrack, use_direct_send
 from .patches import install_peer_fixes
 from .playout import PlayoutBuffer
 from .receiver_tap import tap_receiver
+from .sei import SenderClock
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class MediaPeer:
         install_peer_fixes()
         self.pid = pid
         self.playout = PlayoutBuffer(target_ms=playout_target_ms)
+        self.clock = SenderClock()  # the browser's wall clock on its RTP timeline (SEIs)
         self.timed_out = False
         self._mixer = mixer
         self._connect_timeout = connect_timeout
@@ -111,7 +113,7 @@ class MediaPeer:
     async def _negotiate(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         await self._pc.setRemoteDescription(offer)
         transceiver = next(t for t in self._pc.getTransceivers() if t.kind == "audio")
-        tap_receiver(transceiver.receiver, self.playout)
+        tap_receiver(transceiver.receiver, self.playout, self.clock)
         track = self._mixer.new_track()
         sender = self._pc.addTrack(track)  # reuses the offered transceiver: sendrecv
         use_direct_send(sender, track)

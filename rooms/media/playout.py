@@ -57,6 +57,9 @@ class PlayoutFrame:
     pcm: np.ndarray  # int16, FRAME_SAMPLES long
     arrival: float | None  # monotonic arrival of the packet; None when concealed
     concealed: bool = False
+    # The RTP timestamp (32-bit) of the slot it plays, for SEIs (`sei.SeiQueue`); None for a
+    # frame that plays no slot (a held underrun) or comes from no RTP stream.
+    timestamp: int | None = None
 
 
 @dataclass
@@ -278,14 +281,16 @@ class PlayoutBuffer:
             self.stats.decode_errors += 1
             return None
         pcm = _fit(pcm)
+        slot = self._next_ts
         self._next_ts += FRAME_SAMPLES  # type: ignore[operator]
         self._last_pcm = pcm
         self._concealed_in_row = 0
         self.stats.played += 1
-        return PlayoutFrame(pcm=pcm, arrival=arrival)
+        return PlayoutFrame(pcm=pcm, arrival=arrival, timestamp=_rtp(slot))
 
     def _conceal(self, *, advance: bool = True) -> PlayoutFrame | None:
         """Fade out a repeat of the last frame; pause the stream if nothing follows."""
+        slot = self._next_ts if advance else None
         if advance:
             self._next_ts += FRAME_SAMPLES  # type: ignore[operator]
         self._concealed_in_row += 1
@@ -298,7 +303,7 @@ class PlayoutBuffer:
             pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         else:
             pcm = (self._last_pcm.astype(np.float32) * gain).astype(np.int16)
-        return PlayoutFrame(pcm=pcm, arrival=None, concealed=True)
+        return PlayoutFrame(pcm=pcm, arrival=None, concealed=True, timestamp=_rtp(slot))
 
     def _resync(self, *, counted: bool = True) -> None:
         self._packets.clear()
@@ -310,6 +315,11 @@ class PlayoutBuffer:
         self._lowest_buffered = None
         self.jitter.clear()
         self.stats.resyncs += counted
+
+
+def _rtp(unwrapped: int | None) -> int | None:
+    """An unwrapped timestamp as the 32-bit one on the wire (the unwrapper only adds wraps)."""
+    return None if unwrapped is None else unwrapped & 0xFFFFFFFF
 
 
 def _fit(pcm: np.ndarray) -> np.ndarray:

@@ -10,11 +10,11 @@ clock competes with nothing but its own peers.
 `rooms.rtc.media_hub()` can return either:
 - coroutines (`offer`, `release`, `close`, `query`) send a request and await its reply;
   a `MediaError` raised in the worker is raised again here with its code and message;
-- rule changes (`set_audible`, `set_local_mutes`, `set_playback`, `release_later`,
-  `cancel_release`) are sent and return at once; the worker applies them in the order they
-  came;
-- speaking levels and playback reports come back from the worker and are handed to each
-  subscribing loop.
+- rule changes (`set_audible`, `set_local_mutes`, `set_playback`, `send_sei`,
+  `release_later`, `cancel_release`) are sent and return at once; the worker applies them
+  in the order they came;
+- speaking levels, released SEIs and playback reports come back from the worker and are
+  handed to each subscribing loop.
 
 The wire is a `multiprocessing` pipe carrying pickled tuples. The worker is started with
 the "spawn" method (a fresh interpreter: no daphne, no Twisted, no Django) and exits when
@@ -50,6 +50,7 @@ _POSTED_METHODS = {
     "set_audible",
     "set_local_mutes",
     "set_playback",
+    "send_sei",
     "release_later",
     "cancel_release",
 }
@@ -177,6 +178,8 @@ class MediaProcess(HubRelay):
                     self._levels.deliver(*message[1:])
                 elif message[0] == "peer_closed":
                     self._closures.deliver(*message[1:])
+                elif message[0] == "sei":
+                    self._sei.deliver(*message[1:])
                 elif message[0] == "playback":
                     self._deliver_playback(*message[1:])
                 else:
@@ -235,6 +238,7 @@ class _Worker:
             on_levels=lambda room, levels: self._reply(("levels", room, levels)),
             on_peer_closed=lambda *closed: self._reply(("peer_closed", *closed)),
             on_playback=lambda room, report: self._reply(("playback", room, report)),
+            on_sei=lambda room, release: self._reply(("sei", room, release)),
         )
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()

@@ -11,6 +11,7 @@ action against an audience member.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms import protocol, services
+from rooms.media.sei import Sei
 from rooms.protocol import ProtocolError
 from rooms.selectors import room_state
 from rooms.services.mediafiles import allowed_extensions, media_source
@@ -318,6 +320,44 @@ async def rtc_offer(socket: RoomConsumer, *, sdp: str) -> dict:
     if len(sdp) > settings.LIVEAUDIO_SDP_MAX_CHARS:
         raise ProtocolError("The offer is too large.")
     return {"type": "answer", "sdp": await socket.media.offer(sdp)}
+
+
+@action(
+    "audioVideo.sendSEI",
+    args=(
+        need("data", protocol.json_object),
+        may("streamType", protocol.stream_type),
+        may("captureMs", protocol.number),
+    ),
+    db=False,
+)
+async def sei_send(
+    socket: RoomConsumer, *, data: dict, stream_type: str = "main", capture_ms: float | None = None
+) -> bool:
+    """Not stored; the others get it as ``sei`` frames, released with the sender's audio
+    captured at ``captureMs`` (the sender's wall clock, ms since the epoch: ``rooms.media.sei``)."""
+    if not socket.sei_rate.allow():
+        limit = settings.LIVEAUDIO_SEI_PER_SECOND
+        raise services.ServiceError(
+            "sei_rate_limited", f"At most {limit} SEIs a second; slow down."
+        )
+    text = services.sei_text(data)
+    member, media = socket.me, socket.media
+    if stream_type == "main" and member.user_id not in media.audible:
+        await media.refresh_audible()
+    check = functools.partial(
+        services.sei_check_sender,
+        member=member,
+        stream_type=stream_type,
+        audible=media.audible,
+        media_playing=media.media_playing,
+    )
+    if stream_type == "media":
+        await socket.in_thread(check)  # reads the room's rolesCanControl
+    else:
+        check()
+    media.send_sei(Sei(member.user_id, stream_type, text), capture_ms)
+    return True
 
 
 # --- room properties ----------------------------------------------------------------------

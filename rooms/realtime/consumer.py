@@ -33,6 +33,7 @@ from rooms.realtime.media_link import MediaLink, media_mute_frame
 from rooms.realtime.outbox import Outbox, RoomUpdate
 from rooms.realtime.timers import RoomTimers
 from rooms.realtime.view import SocketView
+from rooms.rtc import audible_user_ids
 from rooms.selectors import recent_messages, room_state
 from rooms.tokens import TokenError
 
@@ -59,6 +60,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.budget = FrameBudget(settings.LIVEAUDIO_SOCKET_MESSAGES_PER_10S)
         self.command_rate = PerSecond(settings.LIVEAUDIO_ROOM_COMMANDS_PER_SECOND)
+        self.sei_rate = PerSecond(settings.LIVEAUDIO_SEI_PER_SECOND)
         try:
             admitted = await self.in_thread(admission.admit, self.scope)
             self.room, self.user_id = admitted.room, admitted.claims.user_id
@@ -275,6 +277,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             user_id=self.user_id, after=command_order, send=self._send_json
         )
         self.outbox.shown(state.revision)
+        self.media.audible = frozenset(audible_user_ids(state))
         for frame in self.view.welcome(state, messages):
             await self._send_text(frame)
         await self._send_text(media_mute_frame(self.media.media_muted))

@@ -1,8 +1,8 @@
 """One socket's part in the media plane (``rooms.rtc.media_hub()``): its peer's offer, the
 levels and peer-closed notices it shows, its local mutes (the media player's source among
 them: ``media.muteLocal``), who the room's mixer lets through, the media player's progress
-(``rooms.player``), and the peer's release when the user goes (at once, or after the seat's
-grace period)."""
+(``rooms.player``), the SEIs it sends and gets (``rooms.media.sei``), and the peer's release
+when the user goes (at once, or after the seat's grace period)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from rooms import player
 from rooms.media import MediaError
 from rooms.media.player import MEDIA_SOURCE_ID
+from rooms.media.sei import Sei, SeiRelease
 from rooms.player import send_soon
 from rooms.rtc import audible_user_ids, media_hub
 from rooms.selectors import MediaState, room_state
@@ -35,6 +36,10 @@ class MediaLink:
     ) -> None:
         self.room, self.user_id, self._send = room, user_id, send
         self.local_mutes: frozenset[str] = frozenset()
+        # Who the room's mixer hears, and whether the player plays, by the newest state this
+        # socket showed: an SEI's sender must be heard (``services.sei_check_sender``).
+        self.audible: frozenset[str] = frozenset()
+        self.media_playing = False
         self._levels_sent: str | None = None  # the last levels frame this socket got
         self._unsubscribe: list[Callable[[], None]] = []
 
@@ -44,6 +49,7 @@ class MediaLink:
         self._unsubscribe = [
             hub.subscribe_levels(self.room.pk, self._on_levels),
             hub.subscribe_peer_closed(self.room.pk, self._on_peer_closed),
+            hub.subscribe_sei(self.room.pk, self._on_sei),
         ]
         player.RoomPlayer.join(self.room, self, self._send)
         self._unsubscribe.append(lambda: player.RoomPlayer.leave(self.room.pk, self))
@@ -72,7 +78,14 @@ class MediaLink:
         return answer
 
     def set_audible(self, audible: frozenset[str], revision: int) -> None:
+        self.audible = audible
         media_hub().set_audible(self.room.pk, audible, revision)
+
+    async def refresh_audible(self) -> None:
+        """Who is heard by the room's state now, for this socket and the mixer: a change this
+        socket has not shown yet (a microphone just turned on) may already be committed."""
+        state = await database_sync_to_async(room_state)(self.room)
+        self.set_audible(frozenset(audible_user_ids(state)), state.revision)
 
     def mute_locally(self, user_id: str, muted: bool) -> list[str]:
         """The user IDs this socket no longer hears (the media player's source aside)."""
@@ -93,7 +106,18 @@ class MediaLink:
 
     async def show_playback(self, media: MediaState) -> None:
         """A state this socket shows: this process's worker plays what it says."""
+        self.media_playing = media.state == "playing"
         await player.apply_state(self.room.pk, media)
+
+    def send_sei(self, sei: Sei, capture_ms: float | None) -> None:
+        """To the mixer, which releases it with the audio captured at ``capture_ms``."""
+        media_hub().send_sei(self.room.pk, sei, capture_ms)
+
+    def _on_sei(self, release: SeiRelease) -> None:
+        """The SEIs of one tick: everyone's but this user's own."""
+        frame = sei_frames(self.room.room_id, release, self.user_id)
+        if frame is not None:
+            send_soon(self._send(frame))
 
     def _on_levels(self, levels: dict[str, float]) -> None:
         """Called ~8 times a second: never block. A frame goes out only when what the page
@@ -131,6 +155,38 @@ class _LevelsFrames:
 
 
 levels_frame = _LevelsFrames()
+
+
+class _SeiFrames:
+    """The ``sei`` frame of one release, encoded once for all the sockets it reaches (its
+    senders' own sockets get it without their own SEIs)."""
+
+    def __init__(self) -> None:
+        self._release: SeiRelease | None = None
+        self._frames: dict[str, str | None] = {}
+
+    def __call__(self, room_id: str, release: SeiRelease, user_id: str) -> str | None:
+        if release is not self._release:
+            self._release, self._frames = release, {}
+        key = user_id if any(sei.sender_id == user_id for sei in release.seis) else ""
+        if key not in self._frames:
+            items = [
+                {
+                    "typeIdentifier": "custom",  # the seed's ZegoUIKitInnerSEIType.custom
+                    "senderID": sei.sender_id,
+                    "sei": json.loads(sei.data),
+                    "streamID": f"{room_id}_{sei.sender_id}_{sei.stream_type}",
+                    "streamType": sei.stream_type,
+                }
+                for sei in release.seis
+                if sei.sender_id != key
+            ]
+            frame = {"type": "sei", "rtpTimestamp": release.rtp_timestamp, "items": items}
+            self._frames[key] = json.dumps(frame) if items else None
+        return self._frames[key]
+
+
+sei_frames = _SeiFrames()
 
 
 def media_mute_frame(muted: bool) -> str:

@@ -72,6 +72,7 @@ from rooms.services.seats import (
     seat_take,
     seat_user_id,
 )
+from rooms.services.sei import sei_check_sender, sei_text
 
 __all__ = [
     "EmbedRefused",
@@ -95,6 +96,8 @@ __all__ = [
     "member_leave",
     "member_unban",
     "media_background_start",
+    "sei_check_sender",
+    "sei_text",
     "media_pause",
     "media_play",
     "media_resume",
