@@ -21,6 +21,13 @@ def _quick_grace(settings) -> None:
     settings.LIVEAUDIO_MEDIA_PROCESS = False
 
 
+@pytest.fixture(autouse=True)
+def _quick_password_hashing(settings) -> None:
+    # Each user made in this process (test clients, the admin) cost a PBKDF2 hash, 0.3 s;
+    # no test here is about the hasher. Servers in subprocesses keep the real one.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def media_dirs(settings, tmp_path: Path) -> Path:
     """The media player's stored files, uploads and cache, for this test only."""
