@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,13 +71,28 @@ def add_member(room: Room, user_id: str, *, role: str = "audience", online: bool
 
 @pytest_asyncio.fixture
 async def settled_timers():
-    """Let the consumers' grace and expiry timers finish inside the test's own event loop,
-    so no database work from this test runs on into the next one's."""
+    """No database work of this test's timers runs on into the next test: a timer still in
+    its delay is cancelled (its service never runs; waiting it out cost each socket test the
+    grace period, 0.35 s), one already running its service is let finish inside the test's
+    own event loop."""
     yield
     from rooms.realtime.timers import RoomTimers
 
-    deadline = asyncio.get_running_loop().time() + 1  # grace timers: 0.35 s in tests
+    for task in RoomTimers.pending():
+        if _still_waiting(task):
+            task.cancel()
+    deadline = asyncio.get_running_loop().time() + 1
     while RoomTimers.pending() and asyncio.get_running_loop().time() < deadline:
         await asyncio.wait(RoomTimers.pending(), timeout=0.2)
     for task in RoomTimers.pending():
         task.cancel()
+
+
+def _still_waiting(task: asyncio.Task) -> bool:
+    """A timer not started yet, or in its ``asyncio.sleep`` (``RoomTimers._run``'s delay)."""
+    coro = task.get_coro()
+    if not inspect.iscoroutine(coro):
+        return False
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        return True
+    return getattr(coro.cr_await, "cr_code", None) is asyncio.sleep.__code__
