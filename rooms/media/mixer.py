@@ -316,16 +316,17 @@ class RoomMixer:
 
     def _release_sei(self, frames: dict[str, PlayoutFrame], rtp_timestamp: int) -> None:
         """Hand on the SEIs whose audio this tick mixes, stamped with its RTP timestamp."""
-        released: list[Sei] = []
+        released: list[tuple[int, Sei]] = []
         for source, queue in list(self._sei.items()):
             frame = frames.get(source)
             timestamp = frame.timestamp if frame is not None else None
-            released += queue.due(timestamp, pulled=frame is not None)
+            for offset, sei in queue.due(timestamp, pulled=frame is not None):
+                released.append(((rtp_timestamp + offset) & RTP_MASK, sei))
             if not queue:
                 del self._sei[source]
         if released and self._on_sei is not None:
             try:
-                self._on_sei(SeiRelease(rtp_timestamp, tuple(released)))
+                self._on_sei(SeiRelease(tuple(released)))
             except Exception:
                 logger.exception("SEI callback failed")
 

@@ -51,10 +51,15 @@ class Sei:
 
 @dataclass(frozen=True)
 class SeiRelease:
-    """SEIs released with one tick: listeners emit them once they played `rtp_timestamp`."""
+    """SEIs released with one tick, each with the outbound RTP timestamp of its moment (the
+    tick's own plus where in its 20 ms the SEI's audio is): a listener emits each once it has
+    played that far."""
 
-    rtp_timestamp: int
-    seis: tuple[Sei, ...]
+    items: tuple[tuple[int, Sei], ...]
+
+    @property
+    def seis(self) -> tuple[Sei, ...]:
+        return tuple(sei for _, sei in self.items)
 
 
 SeiHook = Callable[[SeiRelease], None]
@@ -114,23 +119,25 @@ class SeiQueue:
     def add(self, sei: Sei, target: int | None) -> None:
         self._pending.append(_Pending(sei, target))
 
-    def due(self, frame_timestamp: int | None, *, pulled: bool) -> list[Sei]:
-        """The SEIs whose audio this tick holds: the frame starting at `frame_timestamp`
-        (its 20 ms), any frame at all (`pulled`) for those without a target, and whatever
-        waited too long."""
-        released: list[Sei] = []
+    def due(self, frame_timestamp: int | None, *, pulled: bool) -> list[tuple[int, Sei]]:
+        """The SEIs whose audio this tick holds, each with the offset of its moment in the
+        tick's 20 ms: in the frame starting at `frame_timestamp`, in any frame at all
+        (`pulled`) for those without a target (offset 0), and whatever waited too long."""
+        released: list[tuple[int, Sei]] = []
         kept: deque[_Pending] = deque(maxlen=MAX_PENDING)
         for item in self._pending:
             item.ticks += 1
+            offset = 0
             if item.target is None:
                 due = pulled
             elif frame_timestamp is None:
                 due = False
             else:
-                end = (frame_timestamp + FRAME_SAMPLES) & RTP_MASK
-                due = signed_distance(item.target, end) < 0
+                into = signed_distance(item.target, frame_timestamp)
+                due = into < FRAME_SAMPLES
+                offset = min(max(into, 0), FRAME_SAMPLES - 1)
             if due or item.ticks >= MAX_HOLD_TICKS:
-                released.append(item.sei)
+                released.append((offset if due else 0, item.sei))
             else:
                 kept.append(item)
         self._pending = kept

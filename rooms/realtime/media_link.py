@@ -172,16 +172,17 @@ class _SeiFrames:
         if key not in self._frames:
             items = [
                 {
+                    "rtpTimestamp": rtp_timestamp,
                     "typeIdentifier": "custom",  # the seed's ZegoUIKitInnerSEIType.custom
                     "senderID": sei.sender_id,
                     "sei": json.loads(sei.data),
                     "streamID": f"{room_id}_{sei.sender_id}_{sei.stream_type}",
                     "streamType": sei.stream_type,
                 }
-                for sei in release.seis
+                for rtp_timestamp, sei in release.items
                 if sei.sender_id != key
             ]
-            frame = {"type": "sei", "rtpTimestamp": release.rtp_timestamp, "items": items}
+            frame = {"type": "sei", "items": items}
             self._frames[key] = json.dumps(frame) if items else None
         return self._frames[key]
 

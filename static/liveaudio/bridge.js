@@ -77,6 +77,8 @@ const HANDLERS = {
     return true;
   },
   "message.send": (action, text) => ask(action, { message: String(text ?? "") }),
+  "audioVideo.sendSEI": (_, data, { streamType = "main" } = {}) =>
+    liveaudio.sendSEI(data, { streamType }),
   "seat.muteLocally": (action, { targetIndex = -1, muted = true } = {}) => {
     const userID = targetIndex === -1 ? null : userOn(targetIndex);
     if (targetIndex !== -1 && !userID) throw failure("seat_empty", `Seat ${targetIndex} is empty.`);
@@ -240,6 +242,7 @@ document.addEventListener("liveaudio:event", (event) => {
       }
       break;
     case "room.commands": // the others' room commands, in the room's order
+    case "audioVideo.sei": // an SEI, once this page has played the audio it came with
       post({ push: "event", event: frame });
       break;
     case "levels":

@@ -100,7 +100,7 @@ const CALLS = {
   "seat.speaker.leave": {"action": "seat.speaker.leave", "bridge": true},
   "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
   "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
-  "audioVideo.sendSEI": "not_available",
+  "audioVideo.sendSEI": {"action": "audioVideo.sendSEI", "bridge": true},
   "media.play": {"action": "media.play", "bridge": true},
   "media.stop": {"action": "media.stop"},
   "media.destroy": {"action": "media.destroy"},
@@ -123,7 +123,7 @@ const CALLS = {
 // throws), or {"event": E}: each room event E, as its callback gets it (events.js), goes to
 // every subscriber too.
 const STREAMS = {
-  "audioVideo.seiStream": "not_available",
+  "audioVideo.seiStream": {"event": "audioVideo.onSEIReceived"},
   "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
   "room.commandReceivedStream": {"event": "room.onCommandReceived"}
 };
@@ -472,6 +472,14 @@ function roomEventCall(event, store) {
         roomID: event.roomID,
         setProperties: event.setProperties || {},
         deleteProperties: event.deleteProperties || {},
+      }];
+    case "audioVideo.sei": // the seed's ZegoUIKitReceiveSEIEvent, as this page hears its audio
+      return ["audioVideo.onSEIReceived", {
+        typeIdentifier: event.typeIdentifier,
+        senderID: event.senderID,
+        sei: event.sei,
+        streamID: event.streamID,
+        streamType: event.streamType,
       }];
     case "room.commands": // the seed's ZegoSignalingPluginRoomCommandReceivedEvent, by orderKey
       return ["room.onCommandReceived", {

@@ -25,6 +25,7 @@ export const liveaudio = {
   connection: "connecting", // connecting / live / reconnecting / closed
   hiddenMembers: new Set(), // userIDs this user's member list does not show
   request,
+  sendSEI,                  // (data, {streamType}) -> Promise<true>: with this user's audio
   decide: askHere,          // (name, payload) -> Promise<boolean | null>; the bridge overrides
   askHere,                  // the widget's own dialogs
   setLocalMutes,
@@ -81,6 +82,10 @@ function handleJSON(frame) {
     paintLevels();
     return;
   }
+  if (frame.type === "sei") {
+    holdSEI(frame);
+    return;
+  }
   switch (frame.type) {
     case "reply":
     case "error":
@@ -115,6 +120,61 @@ function handleJSON(frame) {
   document.dispatchEvent(new CustomEvent("liveaudio:event", { detail: frame }));
   // Questions last: whoever listens (the embed bridge) has seen the state they come with.
   if (frame.type === "room.update") for (const event of frame.events ?? []) answerQuestion(event);
+}
+
+// --- SEI: data sent with a speaker's audio, emitted when this page plays that audio -------
+
+// The server releases each SEI with the mix packet that carries the audio it was sent with,
+// stamped with the RTP timestamp of its moment in that audio (docs/protocol.md, "SEI"); this
+// page holds it until its receiver has played that far (its jitter buffer has let that audio
+// out). Without audio (no connection yet) it waits at most SEI_MAX_HOLD_MS.
+const SEI_MAX_HOLD_MS = 2000;
+const SEI_POLL_MS = 2;
+const RTP_RATE = 48; // Opus' RTP clock, per millisecond
+const PACKET_MS = 20;
+const heldSEI = []; // {item, until}, in the order the server released them
+let seiTimer = null;
+
+function sendSEI(data, { streamType = "main" } = {}) {
+  // The capture time of the audio this page sends now: the server finds it on the RTP
+  // timeline with this browser's RTCP sender reports, which use the same wall clock.
+  return request("audioVideo.sendSEI", { data, streamType, captureMs: Date.now() });
+}
+
+function holdSEI(frame) {
+  const until = performance.now() + SEI_MAX_HOLD_MS;
+  for (const item of frame.items) heldSEI.push({ item, until });
+  releaseSEI();
+}
+
+// How far this page has played the room's audio, as an RTP timestamp: the packet played last,
+// plus the time since it began (up to one packet's length).
+function playedRtpTimestamp() {
+  const receiver = liveaudio.pc?.getReceivers().find((r) => r.track?.kind === "audio");
+  const [source] = receiver?.getSynchronizationSources?.() ?? [];
+  if (!source) return null;
+  // The spec's clock for it: performance.timeOrigin + performance.now().
+  const now = performance.timeOrigin + performance.now();
+  const since = Math.min(Math.max(now - source.timestamp, 0), PACKET_MS);
+  return (source.rtpTimestamp + Math.round(since * RTP_RATE)) >>> 0;
+}
+
+function releaseSEI() {
+  clearTimeout(seiTimer);
+  seiTimer = null;
+  const played = playedRtpTimestamp();
+  while (heldSEI.length) {
+    const { item, until } = heldSEI[0];
+    // Signed 32-bit distance: RTP timestamps wrap around.
+    const heard = played !== null && ((played - item.rtpTimestamp) | 0) >= 0;
+    if (!heard && performance.now() < until) break;
+    heldSEI.shift();
+    const { rtpTimestamp, ...event } = item;
+    document.dispatchEvent(
+      new CustomEvent("liveaudio:event", { detail: { type: "audioVideo.sei", ...event } }),
+    );
+  }
+  if (heldSEI.length) seiTimer = setTimeout(releaseSEI, SEI_POLL_MS);
 }
 
 // Questions the server puts to this user; the answer goes back as an action.

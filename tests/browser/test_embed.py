@@ -383,15 +383,9 @@ def test_the_controller_drives_the_room_from_another_origin(server, sites, sign,
     expect(host_row).to_be_hidden()
     expect(ann_row).to_be_visible()
 
-    # What the server has no feature for yet says so, and never pretends.
-    # (The media player is test_media_player.py's.)
-    refused = call(host, "c().audioVideo.sendSEI({a: 1})")
-    assert (refused["ok"], refused["code"]) == (False, "not_available")
-    assert "not available" in refused["message"]
+    # (The media player is test_media_player.py's; SEI is test_sei_between_two_origins's.)
     assert read(host, "c().media.volume") == 30
     assert read(host, "c().media.volumeNotifier.value") == 30
-    thrown = call(host, "c().audioVideo.seiStream().subscribe(() => {})")
-    assert (thrown["ok"], thrown["code"]) == (False, "not_available")
 
     # Minimized: a small bar in the host's page; the iframe stays (the audio goes on).
     assert read(host, "c().minimize.minimize()") is True
@@ -553,6 +547,44 @@ def test_room_commands_between_two_origins(server, sites, sign, new_page) -> Non
     assert back["messages"][0]["orderKey"] > message["orderKey"]
     assert len(seen(ann, "room.onCommandReceived")) == 1
     assert len(seen(host, "room.onCommandReceived")) == 1
+
+
+def test_sei_between_two_origins(server, sites, sign, new_page) -> None:
+    """Issue 12, part 3, through the SDK only: the host's SEI reaches the listener's
+    seiStream (once its audio has played there, or after the page's longest hold), never the
+    host's own; a listener may not send one, and a refused one is the server's code."""
+    room = "embed-sei"
+    host, ann = host_and_audience(server, sites, sign, new_page, room)
+    subscribe = (
+        "() => { window.streamedSEI = [];"
+        " c().audioVideo.seiStream().subscribe((e) => window.streamedSEI.push(e)); }"
+    )
+    host.evaluate(subscribe)
+    ann.evaluate(subscribe)
+    until(host, "c().seat.localIsHost && c().audioVideo.microphone.localState")
+
+    refused = call(ann, "c().audioVideo.sendSEI({beat: 1})")
+    assert (refused["ok"], refused["code"]) == (False, "not_in_mix")
+    assert ok(host, "c().audioVideo.sendSEI({lyric: 'Ode to <b>joy</b>', beat: 1})") is True
+    until(ann, "window.streamedSEI.length === 1")
+    assert read(ann, "window.streamedSEI") == [
+        {
+            "typeIdentifier": "custom",
+            "senderID": "hana",
+            "sei": {"lyric": "Ode to <b>joy</b>", "beat": 1},
+            "streamID": f"{room}_hana_main",
+            "streamType": "main",
+        }
+    ]
+    too_large = call(host, "c().audioVideo.sendSEI({text: 'x'.repeat(4100)})")
+    assert (too_large["ok"], too_large["code"]) == (False, "sei_too_large")
+    no_media = call(host, "c().audioVideo.sendSEI({line: 1}, {streamType: 'media'})")
+    assert (no_media["ok"], no_media["code"]) == (False, "not_in_mix")
+    # The host's second one comes after the refused ones; the host never hears their own.
+    assert ok(host, "c().audioVideo.sendSEI({beat: 2})") is True
+    until(ann, "window.streamedSEI.length === 2")
+    assert read(ann, "window.streamedSEI[1].sei") == {"beat": 2}
+    assert read(host, "window.streamedSEI") == []
 
 
 def test_ready_rejects_with_the_servers_reason(server, sites, sign, new_page) -> None:

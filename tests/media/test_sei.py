@@ -81,24 +81,25 @@ def test_an_sei_is_due_with_the_frame_that_holds_its_timestamp() -> None:
     queue.add(SEI, 10_000 + 500)
     assert queue.due(9_040, pulled=True) == []  # 9,040-10,000: before it
     assert queue.due(None, pulled=True) == []  # a held frame plays no slot
-    assert queue.due(10_000, pulled=True) == [SEI]  # 10,000-10,960 holds 10,500
+    # 10,000-10,960 holds 10,500: 500 samples into the frame.
+    assert queue.due(10_000, pulled=True) == [(500, SEI)]
     assert len(queue) == 0
 
 
 def test_an_sei_whose_audio_was_already_mixed_goes_at_once() -> None:
     queue = SeiQueue()
     queue.add(SEI, 5_000)
-    assert queue.due(20_000, pulled=True) == [SEI]
+    assert queue.due(20_000, pulled=True) == [(0, SEI)]
 
 
 def test_an_sei_without_a_place_goes_with_the_next_frame_and_none_waits_forever() -> None:
     queue = SeiQueue()
     queue.add(SEI, None)
     assert queue.due(None, pulled=False) == []
-    assert queue.due(None, pulled=True) == [SEI]
+    assert queue.due(None, pulled=True) == [(0, SEI)]
     queue.add(SEI, 10**6)  # audio that never comes
     released = [queue.due(None, pulled=False) for _ in range(MAX_HOLD_TICKS)]
-    assert released[:-1] == [[]] * (MAX_HOLD_TICKS - 1) and released[-1] == [SEI]
+    assert released[:-1] == [[]] * (MAX_HOLD_TICKS - 1) and released[-1] == [(0, SEI)]
 
 
 # -- the mixer -----------------------------------------------------------------------------
@@ -132,9 +133,10 @@ def test_the_mixer_releases_an_sei_with_the_tick_that_mixes_its_audio() -> None:
     mixer.tick()  # the fourth frame: 52,880-53,840
     [release] = releases
     assert release.seis == (SEI,)
-    # Stamped with the tick's outbound RTP timestamp, on the room's one timeline, which
-    # every listener's wire starts from.
-    assert release.rtp_timestamp == (mixer.rtp_origin + 4 * FRAME_SAMPLES) & 0xFFFFFFFF
+    # Stamped with the tick's outbound RTP timestamp plus its place in the frame, on the
+    # room's one timeline, which every listener's wire starts from.
+    [(rtp_timestamp, _)] = release.items
+    assert rtp_timestamp == (mixer.rtp_origin + 4 * FRAME_SAMPLES + 10) & 0xFFFFFFFF
     assert track.timestamp_origin == mixer.rtp_origin
     assert mixer.new_track().timestamp_origin == mixer.rtp_origin
 
@@ -228,9 +230,9 @@ async def test_an_sei_sent_ahead_of_its_audio_reaches_the_listener_with_that_aud
         await wait_until(lambda: len(releases) == beats, timeout=10)
         await asyncio.sleep(0.5)  # the last burst's packets
         onsets = capture.onsets()
-        for release in releases:
-            nearest = min(onsets, key=lambda o: abs(signed_distance(o, release.rtp_timestamp)))
-            offset_ms = signed_distance(release.rtp_timestamp, nearest) * 1000 / SAMPLE_RATE
+        for ((rtp_timestamp, _),) in (release.items for release in releases):
+            nearest = min(onsets, key=lambda o: abs(signed_distance(o, rtp_timestamp)))
+            offset_ms = signed_distance(rtp_timestamp, nearest) * 1000 / SAMPLE_RATE
             # aiortc's sender reports name the last packet sent, not the moment they are
             # sent (a browser's extrapolate): up to a frame off, plus the onset's own frame.
             assert abs(offset_ms) <= 2 * 20 + 1, (offset_ms, onsets, releases)

@@ -40,7 +40,7 @@ export const CALLS = {
   "seat.speaker.leave": {"action": "seat.speaker.leave", "bridge": true},
   "audioVideo.microphone.turnOn": {"action": "microphone.turnOn", "bridge": true},
   "audioVideo.microphone.switchState": {"action": "microphone.switchState", "options": {"userID": null}},
-  "audioVideo.sendSEI": "not_available",
+  "audioVideo.sendSEI": {"action": "audioVideo.sendSEI", "bridge": true},
   "media.play": {"action": "media.play", "bridge": true},
   "media.stop": {"action": "media.stop"},
   "media.destroy": {"action": "media.destroy"},
@@ -63,7 +63,7 @@ export const CALLS = {
 // throws), or {"event": E}: each room event E, as its callback gets it (events.js), goes to
 // every subscriber too.
 export const STREAMS = {
-  "audioVideo.seiStream": "not_available",
+  "audioVideo.seiStream": {"event": "audioVideo.onSEIReceived"},
   "room.propertiesStream": {"event": "room.onPropertiesUpdated"},
   "room.commandReceivedStream": {"event": "room.onCommandReceived"}
 };

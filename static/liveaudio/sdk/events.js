@@ -46,6 +46,14 @@ export function roomEventCall(event, store) {
         setProperties: event.setProperties || {},
         deleteProperties: event.deleteProperties || {},
       }];
+    case "audioVideo.sei": // the seed's ZegoUIKitReceiveSEIEvent, as this page hears its audio
+      return ["audioVideo.onSEIReceived", {
+        typeIdentifier: event.typeIdentifier,
+        senderID: event.senderID,
+        sei: event.sei,
+        streamID: event.streamID,
+        streamType: event.streamType,
+      }];
     case "room.commands": // the seed's ZegoSignalingPluginRoomCommandReceivedEvent, by orderKey
       return ["room.onCommandReceived", {
         roomID: event.roomID,
