@@ -15,6 +15,8 @@ import pytest_asyncio
 from django.conf import settings
 
 from rooms.media.sei import signed_distance
+from tests.socket_client import Participant
+from tests.test_media_player import a_file, playing
 from tests.test_media_socket import A_TONE, Guest, Stage, make_room, pytestmark, wait_until
 from tests.test_media_socket import fresh_media_hub as fresh_media_hub  # an autouse fixture
 
@@ -140,3 +142,27 @@ async def test_a_flood_of_seis_is_refused_past_the_rate_and_the_socket_goes_on(
     # Sent within a second, one more than the limit: the last is refused, by name.
     assert by_id[f"s{limit}"].get("code") == "sei_rate_limited", by_id[f"s{limit}"]
     assert (await ann.socket.request("ping"))["type"] == "reply"
+
+
+async def test_a_media_sei_goes_with_the_players_audio_to_everyone_else(media_dirs) -> None:
+    """The player's controller sends with the media stream while a file plays; nobody needs
+    a peer for it (the room's clock runs for the playback)."""
+    room = await make_room("media-sei")
+    media_id = await a_file(room, media_dirs)
+    host = await Participant.join(room, "h", role="host")
+    guest = await Participant.join(room, "g")
+    played = await host.request("media.play", filePathOrURL=media_id)
+    assert played["type"] == "reply", played
+    await host.wait_for(playing(media_id))
+    refused = await guest.request(
+        "audioVideo.sendSEI", data={"line": "x"}, streamType="media", captureMs=1.0
+    )
+    assert refused["code"] == "not_in_mix", refused
+    sent = await host.request("audioVideo.sendSEI", data={"line": "la"}, streamType="media")
+    assert sent["type"] == "reply" and sent["data"] is True, sent
+    frame = await guest.wait_for("sei")
+    (item,) = frame["items"]
+    assert (item["senderID"], item["streamType"], item["sei"]) == ("h", "media", {"line": "la"})
+    assert item["streamID"] == "media-sei_h_media"
+    assert (await host.request("media.stop"))["type"] == "reply"
+    await asyncio.gather(host.leave(), guest.leave())
