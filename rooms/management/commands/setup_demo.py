@@ -51,8 +51,10 @@ class Command(BaseCommand):
         if not Room.objects.filter(app=app, room_id=DEMO_ROOM_ID, ended_at__isnull=True).exists():
             Room.objects.filter(app=app, room_id=DEMO_ROOM_ID).delete()
             room_create(app=app, room_id=DEMO_ROOM_ID, title="Embedded demo room")
+        # The guest joins the host's room (the site's), not the integrator demo's: the README
+        # promises two people in one room.
         guest = token_mint(
-            app=app,
+            app=site_app,
             room_id=DEMO_ROOM_ID,
             user_id="guest-1",
             user_name="Guest",
@@ -66,7 +68,7 @@ class Command(BaseCommand):
                     f"  Lobby:        {base}/   (sign in as demo / demo, the demo room's host)",
                     f"  Demo room:    {base}/rooms/{DEMO_ROOM_ID}/",
                     f"  Admin:        {base}/admin/",
-                    f"  As a guest:   {base}/embed/{DEMO_APP_ID}/{DEMO_ROOM_ID}/?"
+                    f"  As a guest:   {base}/embed/{site_app.app_id}/{DEMO_ROOM_ID}/?"
                     + urlencode({"token": guest}),
                     *(
                         [f"  Integrator:   http://127.0.0.1:{demo_port}/   (the embed SDK demo)"]

@@ -1,0 +1,38 @@
+"""What a newcomer meets in the first minutes (issue 13, "Broken today"): the README's two
+windows, one signed in as the demo host and one on the printed guest link, are two people in
+one room."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import sign_in_admin
+from tests.servers import LiveServer
+
+pytestmark = pytest.mark.browser
+
+
+def guest_link(server: LiveServer) -> str:
+    printed = server.manage("setup_demo", "--base-url", server.url)
+    match = re.search(r"As a guest:\s+(\S+)", printed)
+    assert match, printed
+    return match.group(1)
+
+
+def test_the_printed_guest_link_joins_the_hosts_demo_room(server: LiveServer, new_page) -> None:
+    host, guest = new_page(), new_page()
+    sign_in_admin(host, server)  # demo / demo: the demo room's host
+    host.goto(server.url + "/rooms/demo/")
+    expect(host.locator("#connection")).to_have_attribute("data-state", "live")
+    guest.goto(guest_link(server))
+    expect(guest.locator("#connection")).to_have_attribute("data-state", "live")
+
+    expect(guest.locator("h1")).to_have_text(host.locator("h1").inner_text())
+    expect(host.locator('#members li[data-user-id="guest-1"]')).to_be_visible()
+    # The guest raises a hand and the host, there, gets it: no "there is no host".
+    guest.locator("#raise-hand").click()
+    expect(host.locator("#requests")).to_contain_text("Guest")
+    expect(guest.locator("#toast")).not_to_contain_text("no host")
