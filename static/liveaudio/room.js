@@ -465,8 +465,13 @@ document.body.addEventListener("htmx:oobAfterSwap", (event) => {
   } else if (target?.id === "members") {
     paintHiddenMembers();
   } else if (target?.id === "toast") {
+    // Hide the toast on screen then: htmx swaps in a new element for each one, and `target`
+    // is the one it replaced.
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => target.classList.remove("visible"), TOAST_MS);
+    toastTimer = setTimeout(
+      () => document.getElementById("toast")?.classList.remove("visible"),
+      TOAST_MS,
+    );
   }
 });
 

@@ -36,3 +36,18 @@ def test_the_printed_guest_link_joins_the_hosts_demo_room(server: LiveServer, ne
     guest.locator("#raise-hand").click()
     expect(host.locator("#requests")).to_contain_text("Guest")
     expect(guest.locator("#toast")).not_to_contain_text("no host")
+
+
+def test_an_error_notice_goes_away_by_itself(server: LiveServer, new_page) -> None:
+    """A refused action shows a notice; it must hide after a few seconds, also the second
+    time (htmx swaps in a new #toast each time: the old element is no longer on screen)."""
+    server.create_room("toast-room")
+    page = new_page()
+    page.goto(server.embed_url("toast-room", "tess"))
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    toast = page.locator("#toast")
+    for _ in range(2):
+        page.evaluate("() => window.liveaudio.request('seat.take', {index: 99}).catch(() => {})")
+        expect(toast).to_be_visible()
+        expect(toast).to_contain_text("99")
+        expect(toast).to_be_hidden(timeout=10_000)
