@@ -51,3 +51,31 @@ def test_an_error_notice_goes_away_by_itself(server: LiveServer, new_page) -> No
         expect(toast).to_be_visible()
         expect(toast).to_contain_text("99")
         expect(toast).to_be_hidden(timeout=10_000)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_hosts_member_list_shows_a_seated_speakers_whole_name(
+    server: LiveServer, new_page, size: tuple[int, int]
+) -> None:
+    """With the host's tools on a speaker's row (co-host, remove, kick), the name still
+    shows in full: it used to shrink to nothing, or to "ca…" on a phone."""
+    room = f"names-{size[0]}"
+    server.create_room(room)
+    host, speaker = new_page(), new_page()
+    host.set_viewport_size({"width": size[0], "height": size[1]})
+    host.goto(server.embed_url(room, "hana", role="host"))
+    speaker.goto(server.embed_url(room, "caroline"))
+    expect(speaker.locator("#connection")).to_have_attribute("data-state", "live")
+    speaker.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
+    row = host.locator('#members li[data-user-id="caroline"]')
+    expect(row.locator(".remove-speaker")).to_be_visible()
+    name = row.locator(".member-name")
+    expect(name).to_have_text("Caroline")
+    width, scroll = name.evaluate("(el) => [el.clientWidth, el.scrollWidth]")
+    assert width > 0 and scroll <= width, (width, scroll)
+    # Its tools are all on screen, none past the right edge.
+    right = host.evaluate("() => document.documentElement.clientWidth")
+    for box in [b.bounding_box() for b in row.locator("button").all()]:
+        assert box is not None and box["x"] + box["width"] <= right + 1, (box, right)
+    # A listener's list shows the name and none of the host's tools.
+    expect(speaker.locator('#members li[data-user-id="caroline"] .member-tools')).to_be_hidden()
