@@ -9,12 +9,10 @@ import contextlib
 import functools
 import json
 import os
-import sqlite3
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
@@ -23,7 +21,7 @@ from websockets.typing import Origin
 
 from rooms.models import App
 from rooms.tokens import token_mint
-from tests.servers import LiveServer, manage
+from tests.servers import LiveServer, manage, query
 
 DEMO_APP, DEMO_ROOM = 1234567, "demo"
 
@@ -71,20 +69,9 @@ def scale_out_env(database: str) -> dict[str, str]:
     }
 
 
-def query(server: LiveServer, sql: str, *args: object) -> list[tuple]:
-    """Read the server's database (SQLite or PostgreSQL) as the server stored it."""
-    url = server.env.get("LIVEAUDIO_DATABASE_URL")
-    if url:
-        with psycopg.connect(url) as conn:
-            return conn.execute(sql.replace("?", "%s"), args).fetchall()
-    with sqlite3.connect(Path(server.env["LIVEAUDIO_SQLITE_PATH"])) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
 def demo_app(server: LiveServer) -> App:
     """The demo app as the server stored it; tokens are minted here as a backend would."""
-    [(sign,)] = query(server, "SELECT app_sign FROM rooms_app WHERE app_id = ?", DEMO_APP)
-    return App(app_id=DEMO_APP, app_sign=sign)
+    return App(app_id=DEMO_APP, app_sign=server.app_sign(DEMO_APP))
 
 
 def online_in_database(server: LiveServer) -> set[str]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 # One interpreter for both: Django's start-up is most of what each would cost alone.
@@ -51,6 +56,16 @@ def migrated_sqlite() -> Path:
     return path
 
 
+def query(server: LiveServer, sql: str, *args: object) -> list[tuple]:
+    """Read the server's database (SQLite or PostgreSQL) as the server stored it."""
+    url = server.env.get("LIVEAUDIO_DATABASE_URL")
+    if url:
+        with psycopg.connect(url) as conn:
+            return conn.execute(sql.replace("?", "%s"), args).fetchall()
+    with sqlite3.connect(Path(server.env["LIVEAUDIO_SQLITE_PATH"])) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
 class LiveServer:
     """One daphne process. ``env`` overrides settings (database, channel layer...)."""
 
@@ -74,29 +89,36 @@ class LiveServer:
     def manage(self, *args: str) -> str:
         return manage(self.env, *args)
 
+    def app_sign(self, app_id: int = 1234567) -> str:
+        """An app's appSign as the server stored it: what the integrator's backend holds.
+        Read from the server's database (``manage.py shell`` would cost a Django start-up)."""
+        [(sign,)] = query(self, "SELECT app_sign FROM rooms_app WHERE app_id = ?", app_id)
+        return sign
+
     def create_room(self, room_id: str, app_id: int = 1234567) -> None:
-        self.manage(
-            "shell",
-            "-c",
-            "from rooms.models import App; from rooms.services import room_create; "
-            f"room_create(app=App.objects.get(app_id={app_id}), room_id={room_id!r})",
+        """A room, created as the integrator's backend does: through the HTTP API."""
+        credentials = base64.b64encode(f"{app_id}:{self.app_sign(app_id)}".encode()).decode()
+        request = urllib.request.Request(
+            f"{self.url}/api/v1/rooms",
+            data=json.dumps({"roomID": room_id}).encode(),
+            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
+            method="POST",
         )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201, response.read()
 
     def embed_url(
         self, room_id: str, user_id: str, *, role: str | None = None, app_id: int = 1234567
     ) -> str:
-        """A participant's page: the embed view with a token minted as a backend would."""
-        args = [
-            "--app-id",
-            str(app_id),
-            "--room-id",
-            room_id,
-            "--user-id",
-            user_id,
-            "--user-name",
-            user_id.title(),
-        ]
-        token = self.manage("mint_token", *args, *(["--role", role] if role else [])).strip()
+        """A participant's page: the embed view with a token minted as a backend would (with
+        rooms.tokens, the Python helper, and the app's appSign)."""
+        from rooms.models import App
+        from rooms.tokens import token_mint
+
+        app = App(app_id=app_id, app_sign=self.app_sign(app_id))
+        token = token_mint(
+            app=app, room_id=room_id, user_id=user_id, user_name=user_id.title(), role=role
+        )
         url = f"{self.url}/embed/{app_id}/{room_id}/?token={token}"
         return url + (f"&role={role}" if role else "")
 

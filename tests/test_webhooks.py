@@ -303,11 +303,7 @@ def test_the_server_process_delivers_what_its_api_changes(
         f"from rooms.models import App; App.objects.filter(app_id=1234567)"
         f".update(webhook_url={receiver.url!r})",
     )
-    sign = server.manage(
-        "shell",
-        "-c",
-        "from rooms.models import App; print(App.objects.get(app_id=1234567).app_sign)",
-    ).split()[-1]
+    sign = server.app_sign()
     credentials = base64.b64encode(f"1234567:{sign}".encode()).decode()
     request = urllib.request.Request(
         f"{server.url}/api/v1/rooms",

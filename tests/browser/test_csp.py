@@ -202,8 +202,7 @@ def integrator(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def demo_app_sign(server: LiveServer) -> str:
-    code = "from rooms.models import App; print(App.objects.get(app_id=1234567).app_sign)"
-    return server.manage("shell", "-v", "0", "-c", code).strip().splitlines()[-1]
+    return server.app_sign()
 
 
 def test_the_embedded_room_runs_under_the_policy_in_another_origin(

@@ -40,8 +40,7 @@ def site(server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def app_sign(server: LiveServer) -> str:
-    code = "from rooms.models import App; print(App.objects.get(app_id=1234567).app_sign)"
-    return server.manage("shell", "-v", "0", "-c", code).strip().splitlines()[-1]
+    return server.app_sign()
 
 
 def test_minimize_calls_answer_at_once_and_work_with_then(server, site, app_sign, new_page) -> None:
