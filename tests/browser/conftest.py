@@ -36,15 +36,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server.stop()
 
 
-# Module scope: Playwright's sync API runs an event loop in this thread while it is open, and
-# the asyncio tests of other modules need the thread to themselves.
-@pytest.fixture(scope="module")
+# Package scope (this directory's tests run one after another): Playwright's sync API runs an
+# event loop in this thread while it is open, and the asyncio tests elsewhere need the thread
+# to themselves, so no asyncio test may live in tests/browser/. One Playwright and one Chromium
+# for all the browser modules, not one each (1.2 s a module).
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
