@@ -40,6 +40,11 @@ MAX_BEHIND_SAMPLES = 5 * SAMPLE_RATE
 # with the next tick, late rather than lost.
 MAX_HOLD_TICKS = 50
 MAX_PENDING = 64  # per speaker; an older SEI is dropped first
+# A browser's reports each place its audio a few milliseconds differently (Chromium's from
+# 10 ms capture chunks: seen here to move by up to 28 ms from one report to the next), so the
+# mapping is the median of the last few. Over their ~25 s the two clocks drift apart by far
+# less than a millisecond.
+REPORTS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,16 @@ class SenderClock:
     """A speaker's wall clock -> their RTP timestamps, from RTCP sender reports and packets."""
 
     def __init__(self) -> None:
-        self._report: tuple[float, int] | None = None  # (unix seconds, RTP timestamp)
+        # The last few reports: (unix seconds, RTP timestamp) of the same moment.
+        self._reports: deque[tuple[float, int]] = deque(maxlen=REPORTS_KEPT)
         self._newest: int | None = None  # the newest packet's RTP timestamp
 
+    @property
+    def reports(self) -> int:
+        return len(self._reports)
+
     def sender_report(self, ntp: int, rtp_timestamp: int) -> None:
-        self._report = (ntp / (1 << 32) - NTP_EPOCH_OFFSET, rtp_timestamp)
+        self._reports.append((ntp / (1 << 32) - NTP_EPOCH_OFFSET, rtp_timestamp))
 
     def packet(self, rtp_timestamp: int) -> None:
         if self._newest is None or signed_distance(rtp_timestamp, self._newest) > 0:
@@ -90,11 +100,15 @@ class SenderClock:
         if self._newest is None:
             return None
         newest_end = (self._newest + FRAME_SAMPLES) & RTP_MASK
-        if capture_ms is None or self._report is None:
+        if capture_ms is None or not self._reports:
             return newest_end
-        at, rtp = self._report
-        mapped = (rtp + round((capture_ms / 1000 - at) * SAMPLE_RATE)) & RTP_MASK
-        ahead = signed_distance(mapped, newest_end)
+        # Each report's placement, as a distance from the newest audio (no wrap-around).
+        placed = sorted(
+            signed_distance(rtp + round((capture_ms / 1000 - at) * SAMPLE_RATE), newest_end)
+            for at, rtp in self._reports
+        )
+        ahead = placed[len(placed) // 2]
+        mapped = (newest_end + ahead) & RTP_MASK
         if ahead > MAX_AHEAD_SAMPLES or ahead < -MAX_BEHIND_SAMPLES:
             return newest_end
         return mapped

@@ -57,6 +57,15 @@ def test_a_sender_report_maps_the_senders_wall_clock_to_its_rtp_time() -> None:
     assert clock.timestamp_at(1_699_999_999_900.0) == 1_000_000 - 4_800
 
 
+def test_the_mapping_is_the_median_of_the_last_reports() -> None:
+    clock = SenderClock()
+    clock.packet(1_000_000)
+    for at, rtp in [(0.0, 1_000_000), (1.0, 1_048_000 + 960), (2.0, 1_096_000 - 480)]:
+        clock.sender_report(ntp_of(1_700_000_000.0 + at), rtp)
+    # The three place 0.5 s after the first at +0, +960 and -480 samples off: the median wins.
+    assert clock.timestamp_at(1_700_000_000_500.0) == 1_024_000
+
+
 def test_a_mapping_far_from_the_audio_that_came_is_not_trusted() -> None:
     clock = SenderClock()
     clock.packet(1_000_000)
@@ -218,7 +227,7 @@ async def test_an_sei_sent_ahead_of_its_audio_reaches_the_listener_with_that_aud
         capture = Capture(listener.tap)
         await room.wait_connected()
         clock = room.peers["A"].clock
-        await wait_until(lambda: clock._report is not None, timeout=15)  # aiortc: ~1 s
+        await wait_until(lambda: clock.reports > 0, timeout=15)  # aiortc: ~1 s
         beats = 4
         for beat in range(beats):
             onset = math.ceil(time.monotonic()) + 1.0  # a burst at least 0.7 s away
