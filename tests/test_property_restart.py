@@ -23,8 +23,11 @@ EVENT = "room.onPropertiesUpdated"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     """A grace period longer than a restart takes (the old process's timer dies with it
-    during the drain), so the key is still there when bob first looks."""
-    server = LiveServer(tmp_path, env={"LIVEAUDIO_SEAT_GRACE_SECONDS": "10"})
+    during the drain), so the key is still there when bob first looks: the restart took 2 s
+    on a loaded 2-core machine, so 7 s; a sweep every second (not every 5 s) finds the grace
+    over soon after. The test waits for both: 10 s and 5 s made it 11.6 s."""
+    env = {"LIVEAUDIO_SEAT_GRACE_SECONDS": "7", "LIVEAUDIO_PRESENCE_HEARTBEAT_SECONDS": "1"}
+    server = LiveServer(tmp_path, env=env)
     server.start()
     yield server
     server.stop()
