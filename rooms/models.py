@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.lookups import LessThanOrEqual
 
 
@@ -77,6 +78,13 @@ class App(models.Model):
         return [h.strip().lower() for h in self.remote_media_hosts.splitlines() if h.strip()]
 
 
+class RoomQuerySet(models.QuerySet["Room"]):
+    def current(self, **lookup: Any) -> Room | None:
+        """The room a room ID names now: its live session, else its latest ended one (a room
+        ID may be started again once it ended; the old sessions stay, for the admin)."""
+        return self.filter(**lookup).order_by(F("ended_at").desc(nulls_first=True), "-pk").first()
+
+
 class Room(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="rooms")
     room_id = models.CharField(max_length=64, validators=[room_id_validator])
@@ -105,10 +113,17 @@ class Room(models.Model):
         default=default_property_roles, blank=True, help_text="Roles that write room properties"
     )
 
+    objects = RoomQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["app", "room_id"], name="room_id_unique_in_app"),
+            # One live session a room ID; ended ones stay beside it.
+            models.UniqueConstraint(
+                fields=["app", "room_id"],
+                condition=models.Q(ended_at__isnull=True),
+                name="one_live_room_per_id",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -113,7 +113,9 @@ def room_create_view(request: HttpRequest) -> HttpResponse:
 @require_safe  # HEAD too: a page waiting for a restarted server asks with HEAD
 def room_page(request: HttpRequest, room_id: str) -> HttpResponse:
     """A room of the site's own app, for users signed in here: the server mints the token."""
-    room = get_object_or_404(Room, app__app_id=settings.LIVEAUDIO_SITE_APP_ID, room_id=room_id)
+    room = Room.objects.current(app__app_id=settings.LIVEAUDIO_SITE_APP_ID, room_id=room_id)
+    if room is None:
+        raise Http404("There is no such room.")
     user_id = _site_user_id(request)
     is_host = room.created_by == user_id
     token = token_mint(
@@ -143,7 +145,9 @@ def embed_page(request: HttpRequest, app_id: int, room_id: str) -> HttpResponse:
     ``?token=<JWT>&role=...`` (join options in the query) is the older, direct way in.
     """
     app = get_object_or_404(App, app_id=app_id)
-    room = get_object_or_404(Room, app=app, room_id=room_id)
+    room = Room.objects.current(app=app, room_id=room_id)
+    if room is None:
+        raise Http404("There is no such room.")
     try:
         if "session" in request.GET:
             response = _embed_session_page(request, room, request.GET["session"])
@@ -194,7 +198,13 @@ def _render_room(
 ) -> HttpResponse:
     """``parent_origin`` None: the site's own page; a string: embedded (maybe no parent known)."""
     if not room.is_live:
-        return render(request, "rooms/ended.html", {"room": room}, status=410)
+        context = {
+            "room": room,
+            "site": parent_origin is None,  # the site's own page: its lobby is the way on
+            # Its host may start it again under the same ID (a new session; issue 13).
+            "can_restart": parent_origin is None and room.created_by == user_id,
+        }
+        return render(request, "rooms/ended.html", context, status=410)
     state = room_state(room)
     socket_url = f"/ws/rooms/{room.app.app_id}/{room.room_id}/?{urlencode(socket_query)}"
     context = {

@@ -74,7 +74,7 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 def _uploader(request: HttpRequest, app_id: int, room_id: str) -> Uploader:
     _check_origin(request)  # first: a page elsewhere learns nothing, not even the room's name
-    room = Room.objects.select_related("app").filter(app__app_id=app_id, room_id=room_id).first()
+    room = Room.objects.select_related("app").current(app__app_id=app_id, room_id=room_id)
     if room is None:
         raise ServiceError("room_not_found", "There is no such room.")
     user_id, config = _credential(request, room)

@@ -122,9 +122,12 @@ def _normalised(origin: str) -> str:
 
 def _room(app_id: Any, room_id: str) -> Room:
     try:
-        return Room.objects.select_related("app").get(app__app_id=int(app_id), room_id=room_id)
-    except (Room.DoesNotExist, App.DoesNotExist, ValueError):
-        raise ServiceError("room_not_found", "There is no such room.") from None
+        room = Room.objects.select_related("app").current(app__app_id=int(app_id), room_id=room_id)
+    except ValueError:
+        room = None
+    if room is None:
+        raise ServiceError("room_not_found", "There is no such room.")
+    return room
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:

@@ -134,10 +134,13 @@ def _identity_from_app_sign(request: SessionRequest) -> _Identity:
 
 
 def _room_for(request: SessionRequest, config: dict, identity: _Identity) -> Room:
-    """The room, made now when a host (whose token allows it) opens one that does not exist."""
-    room = Room.objects.filter(app=request.app, room_id=request.room_id).first()
-    if room is None:
+    """The room, made now when a host (whose token allows it) opens one that does not exist,
+    or starts one again that ended."""
+    room = Room.objects.current(app=request.app, room_id=request.room_id)
+    if room is None or not room.is_live:
         if config["role"] != Role.HOST or identity.role_ceiling != Role.HOST:
+            if room is not None:
+                raise EmbedRefused("room_ended", f"The room {request.room_id!r} has ended.")
             raise EmbedRefused("room_not_found", f"There is no room {request.room_id!r}.")
         try:
             with transaction.atomic():
@@ -151,9 +154,9 @@ def _room_for(request: SessionRequest, config: dict, identity: _Identity) -> Roo
         except ServiceError as exc:
             if exc.code != "room_exists":
                 raise
-            room = Room.objects.get(app=request.app, room_id=request.room_id)  # a racing host
-    if not room.is_live:
-        raise EmbedRefused("room_ended", f"The room {request.room_id!r} has ended.")
+            room = Room.objects.get(  # a racing host made it
+                app=request.app, room_id=request.room_id, ended_at__isnull=True
+            )
     return room
 
 

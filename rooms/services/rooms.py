@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TypeGuard
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from rooms.models import ROOM_ID_PATTERN, App, Room, Seat, room_id_validator
 from rooms.services.common import ServiceError
@@ -41,11 +41,16 @@ def room_create(
     )
     room = Room(app=app, room_id=room_id, title=title, created_by=created_by)
     room.seat_rows, room.host_indexes = rows, hosts
-    with transaction.atomic():
-        if Room.objects.filter(app=app, room_id=room_id).exists():
-            raise ServiceError("room_exists", f"A room '{room_id}' already exists.")
-        room.save()
-        Seat.objects.bulk_create(Seat(room=room, index=i) for i in range(room.seat_count))
+    exists = ServiceError("room_exists", f"A room '{room_id}' already exists.")
+    try:
+        with transaction.atomic():
+            # An ended room's ID starts a new session of it; its old one stays, ended.
+            if Room.objects.filter(app=app, room_id=room_id, ended_at__isnull=True).exists():
+                raise exists
+            room.save()
+            Seat.objects.bulk_create(Seat(room=room, index=i) for i in range(room.seat_count))
+    except IntegrityError:  # one_live_room_per_id: another request made it meanwhile
+        raise exists from None
     return room
 
 

@@ -36,9 +36,8 @@ class Command(BaseCommand):
             demo.set_password("demo")
             demo.save()
         site_app = App.objects.get(app_id=settings.LIVEAUDIO_SITE_APP_ID)
-        site_room = Room.objects.filter(app=site_app, room_id=DEMO_ROOM_ID).first()
-        if site_room is None or not site_room.is_live:
-            Room.objects.filter(app=site_app, room_id=DEMO_ROOM_ID).delete()
+        site_room = Room.objects.current(app=site_app, room_id=DEMO_ROOM_ID)
+        if site_room is None or not site_room.is_live:  # an ended one is started again
             room_create(
                 app=site_app, room_id=DEMO_ROOM_ID, title="Demo room", created_by=f"site-{demo.pk}"
             )
@@ -49,7 +48,6 @@ class Command(BaseCommand):
         if demo_port:
             allow_origins(app, [f"http://127.0.0.1:{demo_port}", f"http://localhost:{demo_port}"])
         if not Room.objects.filter(app=app, room_id=DEMO_ROOM_ID, ended_at__isnull=True).exists():
-            Room.objects.filter(app=app, room_id=DEMO_ROOM_ID).delete()
             room_create(app=app, room_id=DEMO_ROOM_ID, title="Embedded demo room")
         # The guest joins the host's room (the site's), not the integrator demo's: the README
         # promises two people in one room.
