@@ -107,9 +107,9 @@ def broadcast_room_ended(room: Room, *, reason: str) -> None:
     after_commit(lambda: _group_send(room_group(room.pk), payload))
 
 
-def tell_member_removed(channel_name: str, *, reason: str) -> None:
+def tell_member_removed(channel_name: str, *, reason: str, banned: bool = False) -> None:
     if channel_name:
-        payload = {"type": "member.removed", "reason": reason}
+        payload = {"type": "member.removed", "reason": reason, "banned": banned}
         after_commit(lambda: _channel_send(channel_name, payload))
 
 

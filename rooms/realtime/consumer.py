@@ -233,9 +233,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def member_removed(self, message: dict) -> None:
         self.member = None  # already offline in the database; nothing to release
         await self.media.release()
-        await self._end(
-            message["reason"], "You were removed from the room.", close_code_for("kicked")
-        )
+        banned = bool(message.get("banned"))
+        text = "You were banned from this room." if banned else "You were removed from the room."
+        await self._end(message["reason"], text, close_code_for("kicked"), banned=banned)
 
     async def session_replaced(self, message: dict) -> None:
         self.member = None  # the newer tab owns the member now
@@ -292,10 +292,13 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self._send_json({"type": "onEnded", "reason": "tokenExpired"})
         await self.close(code=close_code_for("token_expired_while_connected"))
 
-    async def _end(self, reason: str, text: str, close_code: int) -> None:
+    async def _end(self, reason: str, text: str, close_code: int, *, banned: bool = False) -> None:
         await self.outbox.drained()
         await self._send_text(rendering.toast_html(text))
-        await self._send_json({"type": "onEnded", "reason": reason})
+        # The seed's reason (a ban is a kickOut there); `banned` tells the page it is for good.
+        await self._send_json(
+            {"type": "onEnded", "reason": reason, **({"banned": True} if banned else {})}
+        )
         await self.close(code=close_code)
 
     async def _refuse(self, code: str, message: str, close_code: int) -> None:

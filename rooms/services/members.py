@@ -252,7 +252,7 @@ def _remove(member: Member, *, by: Member | None, ban: bool) -> None:
         if ban:
             Member.objects.filter(pk=member.pk).update(banned=True)
         _take_offline(member, reason="kickOut")
-        events.tell_member_removed(channel, reason="kickOut")
+        events.tell_member_removed(channel, reason="kickOut", banned=ban)
 
 
 def _take_offline(member: Member, *, reason: str) -> None:

@@ -88,7 +88,10 @@ function handleJSON(frame) {
   }
   switch (frame.type) {
     case "reply":
+      settle(frame);
+      break;
     case "error":
+      if (!frame.requestID) lastRefusal = frame;
       settle(frame);
       break;
     case "room.joined":
@@ -108,6 +111,7 @@ function handleJSON(frame) {
       liveaudio.messages = liveaudio.messages.filter((m) => m.messageID !== frame.messageID);
       break;
     case "onEnded":
+      ended = { reason: frame.reason, banned: Boolean(frame.banned) };
       stopMedia();
       break;
     case "rtc.closed":
@@ -370,6 +374,55 @@ function paintHiddenMembers() {
     row.style.display = liveaudio.hiddenMembers.has(row.dataset.userId) ? "none" : "";
   }
 }
+
+// --- the end: one clear state, why, and the way on -------------------------------------------
+
+let ended = null; // {reason, banned} of the onEnded frame
+let lastRefusal = null; // the last error frame that answered no request (why a join failed)
+
+// By the onEnded reason, else the close code. `rejoin`: the label of a button that joins
+// again (a reload: the site's page mints a new token, an embed session is still good).
+const END_STATES = {
+  localLeave: { title: "You left the room", rejoin: "Join again" },
+  kickOut: { title: "You were removed from the room", rejoin: "Join again" },
+  banned: { title: "You were banned from this room" },
+  roomEnded: { title: "The room has ended", restart: true },
+  tokenExpired: { title: "Your session has expired", rejoin: "Join again", siteOnly: true },
+  sessionReplaced: { title: "This room is open in another tab", rejoin: "Use it here" },
+  refused: { title: "You could not join the room" },
+};
+const END_BY_CODE = { 1000: "localLeave", 4005: "banned", 4009: "sessionReplaced",
+  4010: "kickOut", 4011: "roomEnded", 4012: "tokenExpired" };
+
+function endStateOf(code) {
+  if (ended?.banned) return "banned";
+  if (ended && END_STATES[ended.reason]) return ended.reason;
+  return END_BY_CODE[code] ?? "refused";
+}
+
+function showEndState(code) {
+  const panel = document.getElementById("end-state");
+  if (!panel || !room) return;
+  const name = endStateOf(code);
+  const state = END_STATES[name];
+  const embedded = document.body.classList.contains("embedded");
+  panel.dataset.state = name;
+  document.getElementById("end-state-title").textContent = state.title;
+  const detail = name === "refused" || name === "banned" ? lastRefusal?.message ?? "" : "";
+  document.getElementById("end-state-detail").textContent = detail;
+  const rejoin = document.getElementById("end-rejoin");
+  rejoin.hidden = !state.rejoin || (state.siteOnly && embedded);
+  rejoin.textContent = state.rejoin ?? "";
+  rejoin.onclick = () => location.reload();
+  const restart = document.getElementById("end-restart");
+  if (restart) restart.hidden = !(state.restart && room.classList.contains("is-the-host"));
+  for (const child of room.children) if (child !== panel) child.inert = true;
+  room.classList.add("ended");
+  panel.hidden = false;
+  (rejoin.hidden ? panel.querySelector("a, button:not([hidden])") : rejoin)?.focus();
+}
+
+document.addEventListener("liveaudio:closed", (event) => showEndState(event.detail.code));
 
 // --- htmx's socket ------------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""Leave, kick, ban, end and a second tab each end the room for a user with one clear
+full-screen state: why, and the right next step; the room behind it takes no more clicks
+(issue 13, broken point 3: they used to leave a frozen room with live-looking buttons)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.audio_probe import request
+from tests.browser.conftest import sign_in_admin
+from tests.servers import LiveServer
+
+pytestmark = pytest.mark.browser
+
+
+def live(page: Page) -> None:
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+
+def open_room(page: Page, url: str) -> Page:
+    page.goto(url)
+    live(page)
+    return page
+
+
+def ended_as(page: Page, state: str, title: str) -> None:
+    panel = page.locator("#end-state")
+    expect(panel).to_be_visible()
+    expect(panel).to_have_attribute("data-state", state)
+    expect(page.locator("#end-state-title")).to_have_text(title)
+    # Behind it the room is inert: its buttons no longer take a click.
+    assert page.evaluate("() => document.getElementById('seats').closest('[inert]') !== null")
+
+
+def test_leaving_and_being_removed_offer_to_join_again(server: LiveServer, new_page) -> None:
+    server.create_room("end-kick")
+    host = open_room(new_page(), server.embed_url("end-kick", "hana", role="host"))
+    ann = open_room(new_page(), server.embed_url("end-kick", "ann"))
+
+    request(ann, "room.leave")
+    ended_as(ann, "localLeave", "You left the room")
+    ann.locator("#end-rejoin").click()
+    live(ann)
+    expect(ann.locator("#end-state")).to_be_hidden()
+
+    request(host, "member.kick", userID="ann")
+    ended_as(ann, "kickOut", "You were removed from the room")
+    expect(ann.locator("#end-rejoin")).to_have_text("Join again")
+    ann.locator("#end-rejoin").click()
+    live(ann)
+
+    request(host, "member.ban", userID="ann")
+    ended_as(ann, "banned", "You were banned from this room")
+    expect(ann.locator("#end-rejoin")).to_be_hidden()
+    # Joining again is refused, and the page says so the same way.
+    ann.reload()
+    ended_as(ann, "banned", "You were banned from this room")
+    expect(ann.locator("#end-state-detail")).to_contain_text("banned")
+
+
+def test_a_second_tab_takes_over_and_the_first_can_take_it_back(
+    server: LiveServer, new_page
+) -> None:
+    server.create_room("end-tabs")
+    url = server.embed_url("end-tabs", "tom")
+    first = open_room(new_page(), url)
+    second = open_room(first.context.new_page(), url)
+    ended_as(first, "sessionReplaced", "This room is open in another tab")
+    first.locator("#end-rejoin").click()
+    live(first)
+    ended_as(second, "sessionReplaced", "This room is open in another tab")
+
+
+def test_the_end_of_the_room_offers_its_host_to_start_it_again(
+    server: LiveServer, new_page
+) -> None:
+    host = new_page()
+    sign_in_admin(host, server)  # demo / demo hosts the site's demo room
+    host.goto(server.url + "/")
+    host.fill("input[name=title]", "Last call")
+    host.fill("input[name=room_id]", "end-again")
+    host.locator("form.create-room button[type=submit]").click()
+    live(host)
+    guest = open_room(new_page(), server.embed_url("end-again", "gus", app_id=1))
+
+    request(host, "room.end")
+    ended_as(host, "roomEnded", "The room has ended")
+    ended_as(guest, "roomEnded", "The room has ended")
+    expect(guest.locator("#end-rejoin")).to_be_hidden()
+    expect(guest.locator("#end-restart")).to_be_hidden()
+    expect(host.locator("#end-lobby")).to_have_attribute("href", "/")
+    host.locator("#end-restart button").click()
+    live(host)
+    expect(host.locator("h1")).to_have_text("Last call")
+    expect(host.locator("#end-state")).to_be_hidden()
