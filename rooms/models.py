@@ -256,6 +256,7 @@ class WebhookDelivery(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:
         return f"{self.event} for {self.app_id}"
@@ -299,6 +300,7 @@ class ServerProcess(models.Model):
 
     class Meta:
         ordering = ["started_at", "pk"]
+        verbose_name_plural = "server processes"
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid} ({self.channel_prefix})"
@@ -484,6 +486,7 @@ class RoomProperty(models.Model):
 
     class Meta:
         ordering = ["room", "key"]
+        verbose_name_plural = "room properties"
         constraints = [
             models.UniqueConstraint(fields=["room", "key"], name="one_property_per_key"),
             models.CheckConstraint(condition=~Q(key=""), name="property_key_not_empty"),
