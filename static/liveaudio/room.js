@@ -240,7 +240,12 @@ function startMedia() {
   if (mediaStopped) return;
   const pc = liveaudio.pc;
   if (pc && ["new", "connecting", "connected"].includes(pc.connectionState)) return;
-  startingMedia ??= connectMedia().finally(() => { startingMedia = null; });
+  startingMedia ??= connectMedia()
+    .catch((error) => {
+      // The socket went away mid-offer: its reconnect (or the end state) takes over.
+      if (error.code !== "not_connected") console.warn("audio connection:", error);
+    })
+    .finally(() => { startingMedia = null; });
 }
 
 async function connectMedia() {
@@ -258,6 +263,8 @@ async function connectMedia() {
   liveaudio.mediaState = "connecting";
   await pc.setLocalDescription(await pc.createOffer());
   await gatheringComplete(pc);
+  // The room closed meanwhile (stopMedia) or a newer connection began: nothing to offer.
+  if (liveaudio.pc !== pc || pc.signalingState === "closed") return;
   const answer = await request("rtc.offer", { sdp: pc.localDescription.sdp });
   await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   if (micTrack) await pc.getTransceivers()[0].sender.replaceTrack(micTrack);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.audio_probe import request
 from tests.browser.conftest import sign_in_admin
@@ -53,10 +54,18 @@ def test_leaving_and_being_removed_offer_to_join_again(server: LiveServer, new_p
     request(host, "member.ban", userID="ann")
     ended_as(ann, "banned", "You were banned from this room")
     expect(ann.locator("#end-rejoin")).to_be_hidden()
-    # Joining again is refused, and the page says so the same way.
+    # Joining again is refused, and the page says so the same way, with nothing uncaught in
+    # its console (its audio connection's offer had nowhere to go: "Not connected...").
+    errors: list[str] = []
+    ann.on("pageerror", lambda error: errors.append(str(error)))
     ann.reload()
     ended_as(ann, "banned", "You were banned from this room")
     expect(ann.locator("#end-state-detail")).to_contain_text("banned")
+    # Its audio connection gathers candidates for up to 3 s before it would offer: give the
+    # page that long to show an uncaught rejection (there is no event for "none came").
+    with pytest.raises(PlaywrightTimeout):
+        ann.wait_for_event("pageerror", timeout=4_000)
+    assert errors == [], errors
 
 
 def test_a_second_tab_takes_over_and_the_first_can_take_it_back(
