@@ -353,9 +353,12 @@ function paintLevels() {
   }
 }
 
+// The seat marks that are this user's own: whom they muted, and their own seat (which shows
+// no tools: nobody mutes, locks or silences themself from there).
 function paintLocalMutes() {
   for (const cell of document.querySelectorAll("#seats .seat-cell[data-user-id]")) {
     cell.classList.toggle("muted-locally", liveaudio.localMutes.has(cell.dataset.userId));
+    cell.classList.toggle("mine", cell.dataset.userId === liveaudio.userID);
   }
 }
 

@@ -79,3 +79,21 @@ def test_the_hosts_member_list_shows_a_seated_speakers_whole_name(
         assert box is not None and box["x"] + box["width"] <= right + 1, (box, right)
     # A listener's list shows the name and none of the host's tools.
     expect(speaker.locator('#members li[data-user-id="caroline"] .member-tools')).to_be_hidden()
+
+
+def test_no_seat_tools_on_ones_own_seat(server: LiveServer, new_page) -> None:
+    """The host's own seat showed "mute for me", "mute" and "lock" for the host themself."""
+    server.create_room("own-seat")
+    host, sam = new_page(), new_page()
+    host.goto(server.embed_url("own-seat", "hana", role="host"))
+    sam.goto(server.embed_url("own-seat", "sam"))
+    expect(sam.locator("#connection")).to_have_attribute("data-state", "live")
+    sam.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
+    sams_seat = host.locator('#seats .seat-cell[data-user-id="sam"]')
+    expect(sams_seat.locator(".seat-local-mute")).to_be_visible()
+    expect(sams_seat.locator(".seat-lock")).to_be_visible()
+    own = host.locator('#seats .seat-cell[data-user-id="hana"]')
+    expect(own).to_have_count(1)
+    for tool in (".seat-local-mute", ".seat-lock"):
+        expect(own.locator(tool)).to_be_hidden()
+    expect(sam.locator('#seats .seat-cell[data-user-id="sam"] .seat-local-mute')).to_be_hidden()
