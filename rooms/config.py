@@ -46,6 +46,9 @@ MEDIA_EXTENSIONS = (
 # config.mediaPlayer.rolesCanControl and config.roomProperties.rolesCanWrite: the roles a
 # room shows (rooms.roles.role_listed).
 MEDIA_ROLES = ("host", "cohost", "speaker", "audience")
+# What a host's config sets on the room itself as they join (rooms.services.members), not
+# only on their own page: (section, field).
+ROOM_WIDE_OPTIONS = (("mediaPlayer", "rolesCanControl"), ("roomProperties", "rolesCanWrite"))
 
 # Every text the room shows. "%0" stands for a user's name where a text has one.
 INNER_TEXT = {
@@ -463,10 +466,25 @@ def join_options(config: dict[str, Any]) -> dict[str, Any]:
         "close_when_joining": config["seat"]["closeWhenJoining"],
         "mic_on_when_joining": config["turnOnMicrophoneWhenJoining"],
         "end_when_host_leaves": config["endRoomWhenHostLeaves"],
-        "media_roles": tuple(config["mediaPlayer"]["rolesCanControl"]),
-        "property_roles": tuple(config["roomProperties"]["rolesCanWrite"]),
+        "media_roles": _roles(config["mediaPlayer"]["rolesCanControl"]),
+        "property_roles": _roles(config["roomProperties"]["rolesCanWrite"]),
         "background_media": background_media(config),
     }
+
+
+def _roles(roles: list[str] | None) -> tuple[str, ...] | None:
+    return None if roles is None else tuple(roles)
+
+
+def without_unnamed_room_options(config: dict[str, Any], given: Any) -> dict[str, Any]:
+    """``config`` (resolved) with the room-wide options that ``given`` (the integrator's own
+    config) does not name set to None: a host's config changes the room's roles only where
+    it names them (a host who joins later without them keeps what an earlier one set)."""
+    for section, name in ROOM_WIDE_OPTIONS:
+        named = isinstance(given, dict) and name in (given.get(section) or {})
+        if not named:
+            config[section][name] = None
+    return config
 
 
 def background_media(config: dict[str, Any]) -> tuple[str, bool] | None:

@@ -71,6 +71,7 @@ def embed_session_create(*, request: SessionRequest) -> EmbedSession:
     try:
         check_json(request.config, name="config", max_chars=room_config.MAX_CONFIG_BYTES)
         config = room_config.validate_config(request.config)
+        config = room_config.without_unnamed_room_options(config, request.config)
     except InvalidText as exc:
         fields = [{"field": "config", "message": exc.message}]
         raise EmbedRefused("bad_config", exc.message, fields) from exc

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rooms import events, webhooks
-from rooms.models import Member, Role, Room, Seat, default_property_roles
+from rooms.models import Member, Role, Room, Seat
 from rooms.roles import ROLE_RANK
 from rooms.services.common import (
     NotPermitted,
@@ -39,11 +39,12 @@ class JoinOptions:
     close_when_joining: bool = False  # closeWhenJoining (hosts only)
     mic_on_when_joining: bool = False  # turnOnMicrophoneWhenJoining
     end_when_host_leaves: bool = False  # a host's config: leaving ends the room
-    # A host's config.mediaPlayer.rolesCanControl (stored on the room as they join) and
+    # A host's config.mediaPlayer.rolesCanControl and config.roomProperties.rolesCanWrite,
+    # stored on the room as they join; None (a config that does not name them, the token
+    # page): the room keeps the roles an earlier host's config set.
+    media_roles: tuple[str, ...] | None = None
+    property_roles: tuple[str, ...] | None = None
     # config.backgroundMedia (path, enableRepeat), started once the host is in.
-    media_roles: tuple[str, ...] = ("host",)
-    # config.roomProperties.rolesCanWrite of a host's config, stored on the room likewise.
-    property_roles: tuple[str, ...] = tuple(default_property_roles())
     background_media: tuple[str, bool] | None = None
 
 
@@ -113,9 +114,9 @@ def _save_with_role(member: Member, role: str, notices: list) -> str:
 def _apply_host_config(room: Room, options: JoinOptions) -> None:
     if options.end_when_host_leaves != room.end_when_host_leaves:
         Room.objects.filter(pk=room.pk).update(end_when_host_leaves=options.end_when_host_leaves)
-    if list(options.media_roles) != room.media_roles:
+    if options.media_roles is not None and list(options.media_roles) != room.media_roles:
         Room.objects.filter(pk=room.pk).update(media_roles=list(options.media_roles))
-    if list(options.property_roles) != room.property_roles:
+    if options.property_roles is not None and list(options.property_roles) != room.property_roles:
         Room.objects.filter(pk=room.pk).update(property_roles=list(options.property_roles))
     if options.close_when_joining and not room.lock_state_set:
         set_locked(room=room, index=-1, locked=True)
