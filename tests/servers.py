@@ -122,10 +122,16 @@ class LiveServer:
         url = f"{self.url}/embed/{app_id}/{room_id}/?token={token}"
         return url + (f"&role={role}" if role else "")
 
-    def start(self, *, set_up: bool = True) -> None:
-        """Start daphne and return once it answers. ``set_up``: migrate and make the demo
-        (``set_up``) while daphne starts: the two Django start-ups overlap (~1.2 s a server),
-        and the server is asked nothing before the set-up is done."""
+    def start(self, *, set_up: bool = True, also: str = "") -> None:
+        """Start daphne and return once it answers. ``set_up`` (and ``also``, see there) runs
+        while daphne starts: the two Django start-ups overlap (~1.2 s a server), and the
+        server is asked nothing before the set-up is done."""
+        self.launch(set_up=set_up, also=also)
+        self.wait_until_serving()
+
+    def launch(self, *, set_up: bool = True, also: str = "") -> None:
+        """``start`` without the wait: a second server on the same database may start
+        meanwhile (then ``wait_until_serving`` for each)."""
         if set_up:
             self.copy_migrated_sqlite()  # before daphne opens (and so makes) the file
         daphne = [
@@ -143,10 +149,13 @@ class LiveServer:
         )
         if set_up:
             try:
-                self.set_up()
+                self.set_up(also=also)
             except BaseException:
                 self.stop()
                 raise
+
+    def wait_until_serving(self) -> None:
+        assert self.process is not None, "the server was never launched"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -164,10 +173,11 @@ class LiveServer:
         if not self.env.get("LIVEAUDIO_DATABASE_URL") and not sqlite.exists():
             shutil.copyfile(migrated_sqlite(), sqlite)
 
-    def set_up(self) -> None:
-        """Migrate (from the run's migrated copy, for a new SQLite file) and make the demo."""
+    def set_up(self, *, also: str = "") -> None:
+        """Migrate (from the run's migrated copy, for a new SQLite file) and make the demo;
+        ``also``: more Python for the same shell (each shell is a Django start-up, 1.4 s)."""
         self.copy_migrated_sqlite()
-        self.manage("shell", "-c", SET_UP.format(base_url=self.url))
+        self.manage("shell", "-c", SET_UP.format(base_url=self.url) + (f"; {also}" if also else ""))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -178,3 +188,17 @@ class LiveServer:
                 # daphne waits for open application tasks (Redis receive loops) on SIGTERM.
                 self.process.kill()
                 self.process.wait(5)
+
+
+def start_sharing(first: LiveServer, *others: LiveServer) -> None:
+    """Start servers of one database: ``first`` sets it up, the others start meanwhile."""
+    for other in others:
+        other.launch(set_up=False)
+    try:
+        first.start()
+        for other in others:
+            other.wait_until_serving()
+    except BaseException:
+        for server in (first, *others):
+            server.stop()
+        raise

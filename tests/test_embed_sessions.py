@@ -363,11 +363,8 @@ PARENT = "http://127.0.0.1:1"  # only an Origin header: nothing is served or fet
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path_factory.mktemp("embed"))
-    server.start()
-    server.manage(
-        "shell",
-        "-c",
-        "from rooms.models import App; "
+    server.start(
+        also="from rooms.models import App; "
         f"App.objects.create(app_id={LIVE_APP}, name='T', app_sign={SIGN!r}, test_mode=True, "
         f"allowed_origins={PARENT!r}); "
         f"App.objects.create(app_id={LIVE_PROD_APP}, name='P', app_sign={SIGN!r}, "

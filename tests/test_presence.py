@@ -37,7 +37,7 @@ from tests.live_clients import (
     seated_users,
     server_process,
 )
-from tests.servers import LiveServer
+from tests.servers import LiveServer, start_sharing
 
 ME = "specific.me"
 
@@ -233,8 +233,7 @@ def database() -> Iterator[str]:
 def two_servers(database: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer, App]]:
     env = {**FAST, **scale_out_env(database)}
     first, second = LiveServer(tmp_path, env), LiveServer(tmp_path, env)
-    first.start()
-    second.start(set_up=False)
+    start_sharing(first, second)
     yield first, second, demo_app(first)
     first.stop()
     second.stop()

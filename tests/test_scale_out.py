@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from rooms.models import App
 from rooms.tokens import token_mint
 from tests.live_clients import postgres_database
-from tests.servers import LiveServer
+from tests.servers import LiveServer, start_sharing
 from tests.socket_client import update_with
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -39,8 +39,7 @@ def servers(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "LIVEAUDIO_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
     }
     first, second = LiveServer(workdir, env), LiveServer(workdir, env)
-    first.start()
-    second.start(set_up=False)
+    start_sharing(first, second)
     yield [first, second]
     first.stop()
     second.stop()
