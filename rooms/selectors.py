@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from rooms import roles
-from rooms.models import Member, Message, Playback, Role, Room
+from rooms.models import Member, Message, Playback, Role, Room, default_property_roles
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,10 @@ class RoomState:
     # The room's properties (room.updateProperty...), {key: value}: a (re)joining socket
     # gets them with its welcome, every change with its event.
     properties: dict[str, str] = field(default_factory=dict)
+    # config.roomProperties.rolesCanWrite as the host's config set it on the room; on the
+    # wire ``roomProperties: {rolesCanWrite, canWrite}``, ``canWrite`` per socket
+    # (``rooms.realtime.view``), here whether a member of the audience may.
+    roles_can_write: tuple[str, ...] = tuple(default_property_roles())
 
     def member(self, user_id: str) -> MemberState | None:
         return next((m for m in self.members if m.user_id == user_id), None)
@@ -156,7 +160,21 @@ class RoomState:
     def as_json(self) -> dict:
         data = asdict(self)
         data["media"] = self.media.as_json()
+        roles_can_write = list(data.pop("roles_can_write"))
+        can_write = roles.can_write_properties(
+            "audience", host_permissions=False, roles=roles_can_write
+        )
+        data["roomProperties"] = {"rolesCanWrite": roles_can_write, "canWrite": can_write}
         return data
+
+    def can_write_properties(self, user_id: str) -> bool:
+        """config.roomProperties.rolesCanWrite for this user, computed here for every page."""
+        member = self.member(user_id)
+        return member is not None and roles.can_write_properties(
+            member.role,
+            host_permissions=member.has_host_permissions,
+            roles=list(self.roles_can_write),
+        )
 
     def can_control_media(self, user_id: str) -> bool:
         """config.mediaPlayer.rolesCanControl for this user, computed here for every page."""
@@ -201,6 +219,9 @@ class RoomState:
             revision=data.get("revision", 0),
             media=MediaState.from_json(data["media"]) if "media" in data else MediaState(),
             properties=dict(data.get("properties", {})),
+            roles_can_write=tuple(
+                data.get("roomProperties", {}).get("rolesCanWrite", default_property_roles())
+            ),
         )
 
 
@@ -214,8 +235,10 @@ def displayed_role(*, stored_role: str, seated: bool) -> str:
 def room_state(room: Room) -> RoomState:
     # Read first: what follows is at least this new (a change committed meanwhile is
     # counted by its own, later, update).
-    revision, media_roles = (
-        Room.objects.filter(pk=room.pk).values_list("revision", "media_roles").get()
+    revision, media_roles, property_roles = (
+        Room.objects.filter(pk=room.pk)
+        .values_list("revision", "media_roles", "property_roles")
+        .get()
     )
     # Everyone who ever joined stays a row; only those present or holding a seat (the grace
     # period) are part of the state, so ask the database for just those.
@@ -285,6 +308,7 @@ def room_state(room: Room) -> RoomState:
         revision=revision,
         media=media_state(room, media_roles),
         properties=dict(room.properties.values_list("key", "value")),
+        roles_can_write=tuple(property_roles or ()),
     )
 
 

@@ -31,6 +31,7 @@ class SocketView:
         seen = state.seen_by(self.user_id)
         data = seen.as_json()
         data["media"]["canControl"] = state.can_control_media(self.user_id)
+        data["roomProperties"]["canWrite"] = state.can_write_properties(self.user_id)
         self.state_json = json.dumps(data)
         self._personal = None
         parts = json.loads(self._parts_json) if self._parts_json else None
@@ -52,11 +53,18 @@ class SocketView:
             shared = rendering.room_parts_html_for(update.state_json, self._parts_json)
         html = shared + self._personal_html_if_changed(seen)
         can_control = update.state.can_control_media(self.user_id)
-        if seen is update.state and can_control == update.state.media.can_control:
+        can_write = update.state.can_write_properties(self.user_id)
+        shared_access = update.data.get("roomProperties") or {}
+        if (
+            seen is update.state
+            and can_control == update.data["media"]["canControl"]
+            and can_write == shared_access.get("canWrite")
+        ):
             self.state_json = update.state_json
         else:  # this user's own view of the state: encoded for this socket alone
             data = seen.json_over(update.data)
             data["media"] = {**update.data["media"], "canControl": can_control}
+            data["roomProperties"] = {**shared_access, "canWrite": can_write}
             self.state_json = json.dumps(data)
         return [html, self.events(events)]
 
