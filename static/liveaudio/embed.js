@@ -1086,6 +1086,12 @@ class EmbeddedRoom {
     // The iframe stays where it is in the DOM (moving it would reload the room) and stays
     // rendered: it shrinks under the bar, invisible, and its audio keeps playing.
     this.savedStyle = this.iframe.style.cssText;
+    // The integrator's box for the room folds away too, or it stays on the page, empty. Not
+    // display: none, which would take the iframe (and its audio) with it.
+    this.savedContainerStyle = this.container.style.cssText;
+    Object.assign(this.container.style, {
+      height: "0px", minHeight: "0px", padding: "0px", border: "0", overflow: "hidden",
+    });
     this.shrunk = true;
     this.bar.placeUnder(this.iframe);
     this.setMinimizeState("minimizing");
@@ -1111,6 +1117,7 @@ class EmbeddedRoom {
   unshrink() {
     // cssText, not the style attribute: a page whose CSP forbids inline styles allows it.
     if (this.shrunk && this.iframe) this.iframe.style.cssText = this.savedStyle;
+    if (this.shrunk) this.container.style.cssText = this.savedContainerStyle;
     this.shrunk = false;
   }
 
