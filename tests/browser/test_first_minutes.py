@@ -97,3 +97,36 @@ def test_no_seat_tools_on_ones_own_seat(server: LiveServer, new_page) -> None:
     for tool in (".seat-local-mute", ".seat-lock"):
         expect(own.locator(tool)).to_be_hidden()
     expect(sam.locator('#seats .seat-cell[data-user-id="sam"] .seat-local-mute')).to_be_hidden()
+
+
+def covered(page, selector: str) -> bool:
+    """Whether something else is on top of the middle of `selector`'s element."""
+    return page.evaluate(
+        """(selector) => {
+          const element = document.querySelector(selector);
+          const box = element.getBoundingClientRect();
+          const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+          return !element.contains(top);
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize(
+    "size", [(1280, 800), (900, 640), (390, 844)], ids=["desktop", "embed", "phone"]
+)
+def test_the_raised_hands_cover_neither_send_nor_end_room(
+    server: LiveServer, new_page, size: tuple[int, int]
+) -> None:
+    room = f"hands-{size[0]}"
+    server.create_room(room)
+    host, ann = new_page(), new_page()
+    host.set_viewport_size({"width": size[0], "height": size[1]})
+    host.goto(server.embed_url(room, "hana", role="host"))
+    ann.goto(server.embed_url(room, "ann"))
+    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    ann.locator("#raise-hand").click()
+    expect(host.locator("#requests .request-name")).to_have_text(["Ann"])
+    for target in ("#chat-form button[type=submit]", "#end-room", "#requests .accept"):
+        host.locator(target).scroll_into_view_if_needed()
+        assert not covered(host, target), target
