@@ -110,13 +110,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # room's revision (rooms/realtime/watch.py).
 CHANNEL_CAPACITY = int(os.environ.get("LIVEAUDIO_CHANNEL_CAPACITY", "2000"))
 _redis_url = os.environ.get("LIVEAUDIO_REDIS_URL", "")
+# Scale-out mode's Redis: the channel layer, and the per-sender rate of room commands
+# (rooms/services/sender_rate.py), which all processes then share.
+LIVEAUDIO_REDIS_URL = _redis_url
+LIVEAUDIO_REDIS_PREFIX = os.environ.get("LIVEAUDIO_REDIS_PREFIX", "liveaudio")
 if _redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [_redis_url],
-                "prefix": os.environ.get("LIVEAUDIO_REDIS_PREFIX", "liveaudio"),
+                "prefix": LIVEAUDIO_REDIS_PREFIX,
                 "capacity": CHANNEL_CAPACITY,
             },
         }
@@ -202,7 +206,8 @@ LIVEAUDIO_PUBLIC_ORIGINS = _env_list("LIVEAUDIO_PUBLIC_ORIGINS", "")
 LIVEAUDIO_ROOM_PROPERTIES_MAX_KEYS = 20
 LIVEAUDIO_ROOM_PROPERTIES_MAX_BYTES = 5120
 # Room commands (ZIM's room commands): at most this many bytes each (decoded), and this many
-# a second from one sender.
+# a second from one sender (a user in a room, whatever sockets or server processes they use;
+# the HTTP API's own commands count as one sender a room).
 LIVEAUDIO_ROOM_COMMAND_MAX_BYTES = 1024
 LIVEAUDIO_ROOM_COMMANDS_PER_SECOND = 10
 # SEI (the seed's sendSEI): a JSON object of at most this many bytes (the seed's, ZEGO's

@@ -115,7 +115,7 @@ def test_a_key_without_credentials_replays_nothing(client, api: KeyedApi, room: 
 def test_the_schema_offers_the_key_on_every_post(client) -> None:
     document = client.get("/api/v1/openapi.json").json()
     posts = [ops["post"] for ops in document["paths"].values() if "post" in ops]
-    assert len(posts) == 11  # 7, the media player's play and stop, room properties' set and delete
+    assert len(posts) == 12  # 7, the player's play and stop, properties' set and delete, commands
     for operation in posts:
         headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
         assert headers == ["Idempotency-Key"] and "422" in operation["responses"]

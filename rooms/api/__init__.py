@@ -44,7 +44,8 @@ api = NinjaAPI(
     title="liveaudio server API",
     version="1",
     description="Create, list and end rooms, moderate members, send system messages, read "
-    "seats, run the media player, read and write room properties and mint room tokens. "
+    "seats, run the media player, read and write room properties, send room commands and mint "
+    "room tokens. "
     "HTTP Basic: your appID as user name, your appSign as password. Errors are JSON "
     "{code, message}.",
     urls_namespace="api-v1",

@@ -4,6 +4,7 @@ in the room see its effect live, as if a host had done it."""
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Annotated, Any, Literal, cast
 
@@ -20,6 +21,8 @@ from rooms.api.errors import ApiError
 from rooms.api.schemas import (
     MAX_TTL_SECONDS,
     ROOM_ID_PATTERN,
+    CommandIn,
+    CommandOut,
     ErrorOut,
     MediaFileOut,
     MediaInfo,
@@ -565,3 +568,27 @@ def properties_delete(
     room = _live_room(request, roomID)
     services.properties_delete_by_api(room=room, keys=payload.keys)
     return _properties_out(room)
+
+
+# --- room commands ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/rooms/{roomID}/commands",
+    response={200: CommandOut, **CHANGING_A_ROOM, 413: ErrorOut, **KEYED},
+    openapi_extra=IDEMPOTENCY_KEY,
+    summary="Send a room command",
+    operation_id="command_send",
+    tags=["commands"],
+)
+def command_send(request: HttpRequest, roomID: RoomPath, payload: CommandIn) -> CommandOut:
+    """Send a few bytes to everyone in the room now (``room.commandReceivedStream`` on their
+    side), in the one order of the room's commands; nothing is stored. At most
+    ``LIVEAUDIO_ROOM_COMMANDS_PER_SECOND`` a second from one sender: the named user's
+    allowance (the same as their sockets'), or the API's own, one a room; past it ``429
+    command_rate_limited``."""
+    room = _live_room(request, roomID)
+    sent = services.command_send_by_api(
+        room=room, command=base64.b64decode(payload.command), user_id=payload.userID
+    )
+    return CommandOut(roomID=sent["roomID"], orderKey=sent["orderKey"])

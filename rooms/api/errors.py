@@ -42,6 +42,9 @@ SERVICE_STATUS = {
     "property_key_invalid": 400,
     "property_value_invalid": 400,
     "property_value_too_long": 400,
+    # Room commands: a sender over LIVEAUDIO_ROOM_COMMANDS_PER_SECOND (Retry-After: 1).
+    "command_rate_limited": 429,
+    "command_too_large": 413,
 }
 SERVICE_STATUS_DEFAULT = 409
 
@@ -64,7 +67,10 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ServiceError)
     def service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
         status = SERVICE_STATUS.get(exc.code, SERVICE_STATUS_DEFAULT)
-        return reply(request, status, exc.code, exc.message)
+        response = reply(request, status, exc.code, exc.message)
+        if status == 429:  # a per-second limit: worth trying again in a second
+            response["Retry-After"] = "1"
+        return response
 
     @api.exception_handler(AuthenticationError)
     def unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:

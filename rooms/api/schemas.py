@@ -7,8 +7,10 @@ can store; anything else is refused before a handler runs.
 from __future__ import annotations
 
 from datetime import datetime
+from math import ceil
 from typing import Annotated, Literal
 
+from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
 from rooms.models import PROPERTY_KEY_MAX_BYTES, PROPERTY_VALUE_MAX_BYTES, ROOM_ID_PATTERN
@@ -252,3 +254,33 @@ class PropertiesDeleteIn(In):
 class PropertiesOut(BaseModel):
     properties: dict[str, str] = Field(description="The room's properties now.")
     owners: dict[str, str | None] = Field(description="Each key's owner, a user ID; null: the API.")
+
+
+# Standard base64 (padded), as the socket's room.sendCommand takes it.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
+def command_max_chars() -> int:
+    """The base64 length of the largest command (LIVEAUDIO_ROOM_COMMAND_MAX_BYTES)."""
+    return 4 * ceil(settings.LIVEAUDIO_ROOM_COMMAND_MAX_BYTES / 3)
+
+
+class CommandIn(In):
+    command: str = Field(
+        max_length=command_max_chars(),
+        pattern=BASE64_PATTERN,
+        description="The command's bytes in standard base64: at most "
+        f"{settings.LIVEAUDIO_ROOM_COMMAND_MAX_BYTES:,} bytes decoded.",
+        examples=["eyJnaWZ0Ijoicm9zZSJ9"],
+    )
+    userID: UserID | None = Field(
+        None,
+        description="The senderUserID the room sees: the backend speaks for this user (who "
+        "need not be in the room; their own sockets get the command too). Null: the API "
+        "itself, senderUserID null.",
+    )
+
+
+class CommandOut(BaseModel):
+    roomID: str
+    orderKey: int = Field(description="The command's place in the room's one order.")

@@ -157,6 +157,12 @@ def seat_host_mute_user(socket: RoomConsumer, *, user_id: str, muted: bool = Tru
     services.microphone_turn_on(member=socket.me, is_on=not muted, user_id=user_id)
 
 
+@action("seat.host.muteAll", permission=H)
+def seat_host_mute_all(socket: RoomConsumer) -> dict:
+    """Every seated microphone off but the host's own: one change, one event per seat."""
+    return {"mutedUserIDs": services.seat_host_mute_all(room=socket.room, actor=socket.me)}
+
+
 @action("seat.host.removeSpeaker", args=(USER,), permission=H)
 def seat_remove_speaker(socket: RoomConsumer, *, user_id: str) -> None:
     services.seat_remove_speaker(actor=socket.me, user_id=user_id)
@@ -412,12 +418,8 @@ def room_query_properties(socket: RoomConsumer, *, room_id: str) -> dict:
 
 @action("room.sendCommand", args=(ROOM_ID, need("command", protocol.base64_bytes)), db=False)
 async def room_send_command(socket: RoomConsumer, *, room_id: str, command: bytes) -> dict:
-    """Not stored; the others get it as ``room.commands``, the sender only this reply."""
-    if not socket.command_rate.allow():
-        limit = settings.LIVEAUDIO_ROOM_COMMANDS_PER_SECOND
-        raise services.ServiceError(
-            "command_rate_limited", f"At most {limit} room commands a second; slow down."
-        )
+    """Not stored; the others get it as ``room.commands``, the sender only this reply. The
+    rate is the sender's, across their sockets (``services.sender_rate``)."""
     return await socket.in_thread(
         services.command_send, member=socket.me, room_id=room_id, command=command
     )

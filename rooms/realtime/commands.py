@@ -4,7 +4,8 @@ Two server processes broadcast their commands each on its own, and the two may c
 way: a socket holds a command until those before it have come (at most ``hold`` seconds; a
 broadcast that never comes, its process gone, is then passed over). Keys at or below the
 one the room had when the socket joined were sent before it was there. The socket's own
-commands count in the order but are not shown to it. Commands that come within one outbox
+commands count in the order but are not shown to it (the HTTP API's, ``toSender``, are, even
+to the user it names). Commands that come within one outbox
 interval of the last frame go out together in one ``room.commands`` frame.
 """
 
@@ -70,7 +71,7 @@ class CommandStream:
                 if not ready:
                     await self._wait_for_gap(loop.time())
                     continue
-                shown = [m for m in ready if m["senderUserID"] != self.user_id]
+                shown = [m for m in ready if m.get("toSender") or m["senderUserID"] != self.user_id]
                 if shown:
                     await self._send(commands_frame(shown))
                     self._sent_at = loop.time()

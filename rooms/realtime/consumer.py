@@ -59,7 +59,6 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # not a bare HTTP 403 the browser cannot explain.
         await self.accept()
         self.budget = FrameBudget(settings.LIVEAUDIO_SOCKET_MESSAGES_PER_10S)
-        self.command_rate = PerSecond(settings.LIVEAUDIO_ROOM_COMMANDS_PER_SECOND)
         self.sei_rate = PerSecond(settings.LIVEAUDIO_SEI_PER_SECOND)
         try:
             admitted = await self.in_thread(admission.admit, self.scope)

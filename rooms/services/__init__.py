@@ -8,7 +8,7 @@ socket, admin and (later) the HTTP API get the same rules.
 from __future__ import annotations
 
 from rooms.services.chat import message_delete, message_send, message_send_system
-from rooms.services.commands import command_order, command_send
+from rooms.services.commands import command_order, command_send, command_send_by_api
 from rooms.services.common import NotPermitted, ServiceError
 from rooms.services.embed import (
     EmbedRefused,
@@ -66,6 +66,7 @@ from rooms.services.seats import (
     microphone_turn_on,
     seat_clear,
     seat_host_mute,
+    seat_host_mute_all,
     seat_leave,
     seat_remove_speaker,
     seat_set_locked,
@@ -88,6 +89,7 @@ __all__ = [
     "cohost_set",
     "command_order",
     "command_send",
+    "command_send_by_api",
     "member_ban",
     "member_disconnect",
     "member_join",
@@ -120,6 +122,7 @@ __all__ = [
     "room_properties",
     "seat_clear",
     "seat_host_mute",
+    "seat_host_mute_all",
     "seat_invitation_accept",
     "seat_invitation_reject",
     "seat_invite",
