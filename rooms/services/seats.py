@@ -232,6 +232,28 @@ def seat_host_mute(*, room: Room, actor: Member, index: int, muted: bool = True)
     return occupant
 
 
+def seat_host_mute_all(*, room: Room, actor: Member) -> list[str]:
+    """``seat.host.muteAll``: every seated microphone off but the actor's own, in one change
+    (one revision, an event for each). Returns whom it muted."""
+    with transaction.atomic():
+        room = lock_room(room)
+        actor = active_member(actor)
+        require_same_room(actor, room)
+        require_host_permissions(actor)
+        muted = list(
+            Member.objects.filter(room=room, seats__isnull=False, mic_on=True)
+            .exclude(pk=actor.pk)
+            .order_by("user_id")
+            .values_list("pk", "user_id")
+        )
+        if not muted:
+            return []
+        Member.objects.filter(pk__in=[pk for pk, _ in muted]).update(mic_on=False)
+        event = {"type": "audioVideo.microphone.onStateChanged", "isOn": False, "byHost": True}
+        room_changed(room, [{**event, "userID": user_id} for _, user_id in muted])
+    return [user_id for _, user_id in muted]
+
+
 def _set_microphone(member: Member, is_on: bool, *, by_host: bool = False) -> None:
     Member.objects.filter(pk=member.pk).update(mic_on=is_on)
     event = {

@@ -91,8 +91,9 @@ const HANDLERS = {
     if (showDialogConfirm && !(await liveaudio.decide("confirm", { text }))) return false;
     return done(ask(action, { userID }));
   },
-  async "seat.host.mute"([byIndex, byUserID], { targetIndex = -1, muted = true } = {}) {
+  async "seat.host.mute"([byIndex, byUserID, all], { targetIndex = -1, muted = true } = {}) {
     if (targetIndex !== -1) return done(ask(byIndex, { targetIndex, muted }));
+    if (muted) return done(ask(all)); // every seat but one's own, in one change
     for (const userID of occupants({ exceptMe: true })) {
       await ask(byUserID, { userID, muted });
     }

@@ -91,7 +91,7 @@ const CALLS = {
   "seat.host.acceptTakingRequest": {"action": "seat.host.acceptTakingRequest", "args": ["userID"]},
   "seat.host.rejectTakingRequest": {"action": "seat.host.rejectTakingRequest", "args": ["userID"]},
   "seat.host.inviteToTake": {"action": "seat.host.inviteToTake", "args": ["userID"]},
-  "seat.host.mute": {"action": ["seat.host.mute", "seat.host.muteByUserID"], "bridge": true},
+  "seat.host.mute": {"action": ["seat.host.mute", "seat.host.muteByUserID", "seat.host.muteAll"], "bridge": true},
   "seat.host.muteByUserID": {"action": "seat.host.muteByUserID", "args": ["userID"], "options": {"muted": true}},
   "seat.audience.take": {"action": "seat.audience.take", "args": ["index"]},
   "seat.audience.applyToTake": {"action": "seat.audience.applyToTake"},

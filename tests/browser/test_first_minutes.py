@@ -130,3 +130,20 @@ def test_the_raised_hands_cover_neither_send_nor_end_room(
     for target in ("#chat-form button[type=submit]", "#end-room", "#requests .accept"):
         host.locator(target).scroll_into_view_if_needed()
         assert not covered(host, target), target
+
+
+def test_the_host_mutes_every_speaker_at_once(server: LiveServer, new_page) -> None:
+    server.create_room("mute-all")
+    host = new_page()
+    host.goto(server.embed_url("mute-all", "hana", role="host"))
+    speakers = [new_page() for _ in range(2)]
+    for index, page in enumerate(speakers, start=1):
+        page.goto(server.embed_url("mute-all", f"speaker{index}"))
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.evaluate(f"() => window.liveaudio.request('seat.take', {{index: {index}}})")
+        page.evaluate("() => window.liveaudio.request('microphone.turnOn', {isOn: true})")
+        expect(page.locator("#mic-toggle")).to_have_text("Mute mic")
+    host.locator("#mute-all").click()
+    for page in speakers:
+        expect(page.locator("#mic-toggle")).to_have_text("Unmute mic")
+    expect(speakers[0].locator("#mute-all")).to_have_count(0)  # a host's button only
