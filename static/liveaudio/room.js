@@ -223,6 +223,9 @@ function announce(event) {
     "seat.audience.onTakingRequestFailed": () => `Your request ended${because(event.reason)}.`,
   }[event.type];
   if (!text) return;
+  // A raised hand with no host here is refused, and the refusal (the toast) says so: one
+  // message for one click.
+  if (event.type === "seat.audience.onTakingRequestFailed" && event.reason === "noHost") return;
   const notice = document.getElementById("notice");
   notice.textContent = text();
   notice.classList.add("visible");

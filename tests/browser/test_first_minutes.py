@@ -147,3 +147,27 @@ def test_the_host_mutes_every_speaker_at_once(server: LiveServer, new_page) -> N
     for page in speakers:
         expect(page.locator("#mic-toggle")).to_have_text("Unmute mic")
     expect(speakers[0].locator("#mute-all")).to_have_count(0)  # a host's button only
+
+
+def test_one_click_one_message_and_none_over_the_header(server: LiveServer, new_page) -> None:
+    """A raised hand with no host said it twice: a notice over the Lobby link and a toast."""
+    server.create_room("one-message")
+    ann = new_page()
+    ann.goto(server.embed_url("one-message", "ann"))
+    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    ann.evaluate(
+        "() => document.addEventListener('liveaudio:event', (e) => {"
+        " window.seenEvents = [...(window.seenEvents || []), ...(e.detail.events || [])]; })"
+    )
+    ann.locator("#raise-hand").click()
+    expect(ann.locator("#toast")).to_contain_text("no host")
+    # The asker also gets the seed's onTakingRequestFailed event (for the SDK): once it has
+    # come, the page must not have made a second message of it.
+    ann.wait_for_function(
+        "() => (window.seenEvents || []).some("
+        "(e) => e.type === 'seat.audience.onTakingRequestFailed')"
+    )
+    expect(ann.locator("#notice")).to_be_hidden()
+    header = ann.locator(".room-header").bounding_box()
+    toast = ann.locator("#toast").bounding_box()
+    assert toast["y"] > header["y"] + header["height"], (toast, header)
