@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import (
@@ -215,6 +216,8 @@ def _render_room(
         "socket_url": socket_url,
         "embedded": parent_origin is not None,
         "parent_origin": parent_origin or "",
+        # What "Share link" copies (the site's own page: an embedded room's is the host page's)
+        "share_url": request.build_absolute_uri(reverse("room_page", args=[room.room_id])),
         "message_max": settings.LIVEAUDIO_MESSAGE_MAX_CHARS,
         "ice_servers_json": json.dumps(settings.LIVEAUDIO_ICE_SERVERS),
         "bar": {"me": None, "text": config["innerText"]},

@@ -221,6 +221,7 @@ function announce(event) {
     "seat.host.onTakingRequested": () => `${event.user?.name} raised a hand.`,
     "seat.audience.onTakingRequestRejected": () => "The host declined your request.",
     "seat.audience.onTakingRequestFailed": () => `Your request ended${because(event.reason)}.`,
+    "liveaudio.said": () => event.text, // the page's own news (shareRoom)
   }[event.type];
   if (!text) return;
   // A raised hand with no host here is refused, and the refusal (the toast) says so: one
@@ -561,7 +562,28 @@ document.addEventListener("click", (event) => {
   });
 }, true);
 
+// The room's address (the site's own page): the phone's share sheet, else the clipboard.
+async function shareRoom(button) {
+  const url = button.dataset.url;
+  const title = document.querySelector(".room-header h1")?.textContent ?? "";
+  try {
+    if (navigator.share && matchMedia("(pointer: coarse)").matches) {
+      await navigator.share({ title, url });
+      return;
+    }
+    await navigator.clipboard.writeText(url);
+    say("Link copied: anyone signed in here can join with it.");
+  } catch (error) {
+    if (error.name !== "AbortError") say(`Copy this link: ${url}`);
+  }
+}
+
+function say(text) {
+  announce({ type: "liveaudio.said", text });
+}
+
 document.body.addEventListener("click", (event) => {
+  if (event.target.closest("#share-room")) shareRoom(event.target.closest("#share-room"));
   const localMute = event.target.closest(".seat-local-mute");
   if (localMute) toggleLocalMute(localMute.dataset.userId).catch((e) => console.warn(e));
   const soundPrompt = event.target.closest("#sound-prompt");

@@ -171,3 +171,20 @@ def test_one_click_one_message_and_none_over_the_header(server: LiveServer, new_
     header = ann.locator(".room-header").bounding_box()
     toast = ann.locator("#toast").bounding_box()
     assert toast["y"] > header["y"] + header["height"], (toast, header)
+
+
+def test_the_host_copies_the_rooms_link(server: LiveServer, new_page) -> None:
+    host = new_page()
+    host.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    sign_in_admin(host, server)
+    host.goto(server.url + "/rooms/demo/")
+    expect(host.locator("#connection")).to_have_attribute("data-state", "live")
+    host.locator("#share-room").click()
+    expect(host.locator("#notice")).to_contain_text("Link copied")
+    assert host.evaluate("() => navigator.clipboard.readText()") == server.url + "/rooms/demo/"
+    # An embedded room has no address of its own to share: the integrator's page is the way in.
+    server.create_room("share-embed")
+    guest = new_page()
+    guest.goto(server.embed_url("share-embed", "gus"))
+    expect(guest.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(guest.locator("#share-room")).to_have_count(0)
