@@ -38,16 +38,51 @@ window.liveaudio = liveaudio;
 // Every question the room asks its user goes through `liveaudio.decide(name, payload)`, so an
 // embedding page can answer instead (bridge.js replaces it and falls back to askHere).
 // Names: "leave", "microphoneTurnOn" ({fromUser}), "takingInvitation" ({inviter}),
-// "confirm" ({text}: ending the room, removing or kicking someone, leaving a seat).
+// "confirm" ({text, title, ok, cancel}: ending the room, removing or kicking someone, leaving
+// a seat). The widget asks in its own <dialog>, with the config's dialog texts.
 function askHere(name, payload = {}) {
+  const leave = liveaudio.config.confirmDialogInfo ?? {};
   const question = {
-    leave: () => payload.text ?? liveaudio.config.confirmDialogInfo?.message ?? "Leave the room?",
-    microphoneTurnOn: () => `${payload.fromUser?.name} asks you to turn your microphone on.`,
-    confirm: () => payload.text,
+    leave: () => ({
+      title: payload.title || leave.title || "Leave the room",
+      message: payload.text || leave.message || "Leave the room?",
+      ok: payload.ok || leave.confirmButtonName || "Leave",
+      cancel: payload.cancel || leave.cancelButtonName || "Cancel",
+    }),
+    microphoneTurnOn: () => ({
+      title: "Turn your microphone on?",
+      message: `${payload.fromUser?.name} asks you to turn your microphone on.`,
+      ok: "Turn it on",
+      cancel: "Not now",
+    }),
+    confirm: () => ({ title: payload.title, message: payload.text, ok: payload.ok,
+                      cancel: payload.cancel }),
   }[name];
   // The invitation's own dialog is the prompt already on the page (#invitation): no answer.
   if (!question) return Promise.resolve(null);
-  return Promise.resolve(window.confirm(question()));
+  return confirmInPage(question());
+}
+
+// One question at a time: a second waits for the first to be answered.
+let dialogs = Promise.resolve();
+
+function confirmInPage({ title, message, ok, cancel }) {
+  const asked = dialogs.then(() => new Promise((resolve) => {
+    const dialog = document.getElementById("confirm-dialog");
+    if (!dialog) {
+      resolve(false);
+      return;
+    }
+    document.getElementById("confirm-title").textContent = title || message || "";
+    document.getElementById("confirm-message").textContent = title ? message || "" : "";
+    document.getElementById("confirm-ok").textContent = ok || "OK";
+    document.getElementById("confirm-cancel").textContent = cancel || "Cancel";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal(); // focus goes to the first button: Cancel
+  }));
+  dialogs = asked.catch(() => {});
+  return asked;
 }
 
 // --- the socket: requests and JSON frames ------------------------------------------------
@@ -555,7 +590,9 @@ document.addEventListener("click", (event) => {
   event.preventDefault();
   event.stopPropagation();
   const name = button.id === "leave-room" ? "leave" : "confirm";
-  liveaudio.decide(name, { text: button.dataset.confirm }).then((yes) => {
+  const { confirm: text, confirmTitle: title, confirmOk: ok, confirmCancel: cancel } =
+    button.dataset;
+  liveaudio.decide(name, { text, title, ok, cancel }).then((yes) => {
     if (!yes || !button.isConnected) return;
     confirmed.add(button);
     button.click();

@@ -421,12 +421,15 @@ def test_the_controller_drives_the_room_from_another_origin(server, sites, sign,
     ann.evaluate("decisions.leave = false")
     assert ok(ann, "c().leave()") is False
     assert read(ann, "c().seat.localIsAudience") is True
-    # A callback that does not decide (undefined) leaves it to the widget's own dialog.
+    # A callback that does not decide (undefined) leaves it to the widget's own dialog, in
+    # the room (an in-page <dialog>, with the config's texts): Ann cancels it.
     ann.evaluate("decisions.leave = undefined")
-    dialogs = []
-    ann.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    assert ok(ann, "c().leave()") is False
-    assert dialogs == ["Leave the room?"]
+    ann.evaluate("() => { window.leaving = attempt(() => c().leave()); }")
+    dialog = ann.frame_locator("#room iframe").locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#confirm-message")).to_have_text("Leave the room?")
+    dialog.locator("#confirm-cancel").click()
+    assert ann.evaluate("() => window.leaving") == {"ok": True, "result": False}
     ann.evaluate("decisions.leave = true")
     assert ok(ann, "c().leave()") is True
     assert seen(ann, "onEnded")[-1][0] == "localLeave"

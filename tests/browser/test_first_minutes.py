@@ -188,3 +188,30 @@ def test_the_host_copies_the_rooms_link(server: LiveServer, new_page) -> None:
     guest.goto(server.embed_url("share-embed", "gus"))
     expect(guest.locator("#connection")).to_have_attribute("data-state", "live")
     expect(guest.locator("#share-room")).to_have_count(0)
+
+
+def test_confirmations_are_the_rooms_own_dialog_with_the_configs_texts(
+    server: LiveServer, new_page
+) -> None:
+    """Ending the room asked with the browser's window.confirm: no texts of the config's,
+    blocking the page, and shown as "127.0.0.1 says"."""
+    server.create_room("dialogs")
+    host = new_page()
+    native: list[str] = []
+    host.on("dialog", lambda dialog: (native.append(dialog.message), dialog.dismiss()))
+    host.goto(server.embed_url("dialogs", "hana", role="host"))
+    expect(host.locator("#connection")).to_have_attribute("data-state", "live")
+    dialog = host.locator("#confirm-dialog")
+    host.locator("#end-room").click()
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#confirm-title")).to_have_text("End the room")
+    expect(dialog.locator("#confirm-message")).to_have_text("End the room for everyone?")
+    expect(dialog.locator("#confirm-ok")).to_have_text("End")
+    expect(dialog.locator("#confirm-cancel")).to_be_focused()  # the safe answer first
+    host.keyboard.press("Escape")  # as Cancel
+    expect(dialog).to_be_hidden()
+    expect(host.locator("#connection")).to_have_attribute("data-state", "live")
+    host.locator("#end-room").click()
+    dialog.locator("#confirm-ok").click()
+    expect(host.locator("#end-state")).to_have_attribute("data-state", "roomEnded")
+    assert native == []

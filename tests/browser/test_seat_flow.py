@@ -13,7 +13,6 @@ pytestmark = pytest.mark.browser
 
 
 def open_room(page: Page, url: str) -> None:
-    page.on("dialog", lambda dialog: dialog.accept())  # confirmations say yes
     page.goto(url)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
@@ -57,6 +56,7 @@ def test_hand_raise_invitation_and_cohost(server: LiveServer, new_page) -> None:
     expect(member_row(ann, "ann").locator(".role")).to_have_text("cohost")
     expect(ann.locator("#unlock-all")).to_have_count(0)  # the host is still here
     host.click("#leave-room")
+    host.locator("#confirm-dialog #confirm-ok").click()  # the room's own dialog: yes
     expect(member_row(ann, "hana")).to_have_count(0)
     ann.click("#unlock-all")
     expect(ben.locator("#seat-5")).not_to_have_class(re.compile(r"\blocked\b"))
