@@ -9,8 +9,9 @@ Two ways to count, picked by the settings:
 - scale-out mode: the window lives in Redis (a sorted set per sender, trimmed and counted
   by one Lua script on Redis's own clock, gone a second after its last command), so every
   daphne process counts against the same window. That costs one Redis round trip a command
-  and no database write. Should Redis fail, the process counts on its own until it answers
-  again (a sender may then get the limit once in each process, never an unlimited rate).
+  and no database write. Should Redis fail, the process counts on its own, and asks Redis
+  again every few seconds (a sender may meanwhile get the limit once in each process, never
+  an unlimited rate).
 
 A refused command is not counted: a sender that slows down is let through again at once.
 """
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 WINDOW = 1.0  # seconds
 PRUNE_EVERY = 10.0  # seconds: idle senders' windows are dropped this often
+# After Redis failed, it is asked again only this much later: a Redis that hangs must not
+# cost every command its time-out (the check runs on the thread the sockets' queries share).
+REDIS_RETRY_AFTER = 5.0  # seconds
 
 # KEYS[1] the sender's window; ARGV[1] the limit, ARGV[2] a unique member. 1: allowed.
 ALLOW_SCRIPT = """
@@ -87,8 +91,11 @@ class RedisRates:
         self._prefix = prefix
         self._fallback = LocalRates()
         self._failing = False
+        self._retry_at = 0.0
 
     def allow(self, room_pk: int, sender: str, limit: int) -> bool:
+        if self._failing and time.monotonic() < self._retry_at:
+            return self._fallback.allow(room_pk, sender, limit)
         key = f"{self._prefix}:command-rate:{room_pk}:{sender}"
         try:
             allowed = bool(self._script(keys=[key], args=[limit, uuid.uuid4().hex]))
@@ -96,6 +103,7 @@ class RedisRates:
             if not self._failing:
                 log.warning("room command rates counted in this process only: %r", exc)
             self._failing = True
+            self._retry_at = time.monotonic() + REDIS_RETRY_AFTER
             return self._fallback.allow(room_pk, sender, limit)
         if self._failing:
             log.info("room command rates are counted in Redis again")
