@@ -84,7 +84,7 @@ INNER_TEXT = {
     "raisedHandsTitle": "Raised hands",
     "acceptButton": "Accept",
     "rejectButton": "Reject",
-    "invitationMessage": "You are invited to take a seat.",
+    "invitationMessage": "%0 invites you to take a seat.",
     "acceptInvitationButton": "Take a seat",
     "declineInvitationButton": "Decline",
     "messagePlaceholder": "Say something…",

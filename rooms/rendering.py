@@ -116,9 +116,19 @@ def personal_html_from(context: dict) -> str:
     return render_to_string("rooms/partials/personal.html", {"bar": context, "oob": True})
 
 
-def personal_context(state: RoomState, user_id: str, config: dict[str, Any] | None = None) -> dict:
-    """``state`` is already ``seen_by(user_id)``; ``config`` picks the buttons and texts."""
+def personal_context(
+    state: RoomState,
+    user_id: str,
+    config: dict[str, Any] | None = None,
+    *,
+    full_state: RoomState | None = None,
+) -> dict:
+    """``state`` is already ``seen_by(user_id)``; ``config`` picks the buttons and texts;
+    ``full_state`` (unfiltered) gives a raised hand its place in the host's queue."""
     config = config or DEFAULT_CONFIG
+    invitation = next((i for i in state.invitations if i.user_id == user_id), None)
+    queue = [r.user_id for r in (full_state or state).requests]
+    queue_position = queue.index(user_id) + 1 if user_id in queue else None
     me = state.member(user_id)
     is_host = state.has_host_permissions(user_id)
     seated = bool(me and me.seat_index is not None)
@@ -135,7 +145,9 @@ def personal_context(state: RoomState, user_id: str, config: dict[str, Any] | No
         "all_locked": all(seat.locked for row in state.rows for seat in row),
         "requested": any(r.user_id == user_id for r in state.requests),
         "requests": state.requests,
-        "invitation": next((i for i in state.invitations if i.user_id == user_id), None),
+        "invitation": invitation,
+        "inviter_name": _inviter_name(full_state or state, invitation),
+        "queue_position": queue_position,
         "invited": {i.user_id for i in state.invitations},
         "live": state.live,
         "buttons": frozenset(buttons),
@@ -144,6 +156,12 @@ def personal_context(state: RoomState, user_id: str, config: dict[str, Any] | No
         "leave_dialog": config["confirmDialogInfo"],
         "end_dialog": config["endConfirmDialogInfo"],
     }
+
+
+def _inviter_name(state: RoomState, invitation: Any) -> str:
+    """Who invited (the seed's invitation names its inviter), else the host in general."""
+    inviter = state.member(invitation.inviter_id) if invitation and invitation.inviter_id else None
+    return inviter.user_name if inviter else "The host"
 
 
 ROLE_TEXT = {

@@ -37,7 +37,7 @@ class SocketView:
         parts = json.loads(self._parts_json) if self._parts_json else None
         html = (
             rendering.room_parts_html(seen, parts=parts)
-            + self._personal_html_if_changed(seen)
+            + self._personal_html_if_changed(seen, state)
             + rendering.chat_html(messages)
         )
         rest = json.dumps(
@@ -51,7 +51,7 @@ class SocketView:
         shared = update.html
         if self._parts_json is not None:
             shared = rendering.room_parts_html_for(update.state_json, self._parts_json)
-        html = shared + self._personal_html_if_changed(seen)
+        html = shared + self._personal_html_if_changed(seen, update.state)
         can_control = update.state.can_control_media(self.user_id)
         can_write = update.state.can_write_properties(self.user_id)
         shared_access = update.data.get("roomProperties") or {}
@@ -75,10 +75,10 @@ class SocketView:
             f'{{"type": "room.update", "state": {self.state_json}, "events": {json.dumps(events)}}}'
         )
 
-    def _personal_html_if_changed(self, seen: RoomState) -> str:
+    def _personal_html_if_changed(self, seen: RoomState, full: RoomState) -> str:
         """Most updates (someone joins, someone speaks) change nothing of this user's own
         parts: skip rendering them, which keeps a busy room's update cost linear."""
-        context = rendering.personal_context(seen, self.user_id, self.config)
+        context = rendering.personal_context(seen, self.user_id, self.config, full_state=full)
         if context == self._personal:
             return ""
         self._personal = context

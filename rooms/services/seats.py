@@ -73,8 +73,9 @@ def seat_member(*, room: Room, member: Member, seat: Seat, mic_on: bool | None =
     return seat
 
 
-def vacate(member: Member) -> dict[str, str]:
-    """Take a member off their seat; a co-host off a seat is no co-host. Returns untaken."""
+def vacate(member: Member, *, by: Member | None = None) -> dict[str, str]:
+    """Take a member off their seat; a co-host off a seat is no co-host. Returns untaken.
+    ``by``: the host who did it, whom the member is told of."""
     seats = list(Seat.objects.filter(occupant=member).select_related("occupant"))
     if not seats:
         return {}
@@ -87,6 +88,11 @@ def vacate(member: Member) -> dict[str, str]:
     if member.role == Role.COHOST:
         room_events.append(
             {"type": "onUserRoleChanged", "userID": member.user_id, "role": Role.AUDIENCE}
+        )
+    if by is not None:
+        by_user = {"id": by.user_id, "name": by.user_name}
+        room_events.append(
+            to_users({"type": "seat.speaker.onRemovedByHost", "by": by_user}, member.user_id)
         )
     room_changed(member.room, room_events)
     return seat_map(seats)
@@ -108,7 +114,7 @@ def seat_remove_speaker(*, actor: Member, user_id: str) -> None:
         target = member_by_user_id(room, user_id)
         if target.role == Role.HOST:
             raise NotPermitted("The host cannot be removed from their seat.")
-        if not vacate(target):
+        if not vacate(target, by=actor):
             raise ServiceError("not_seated", f"{target.user_name} is not on a seat.")
 
 

@@ -257,8 +257,12 @@ function announce(event) {
     "seat.audience.onTakingRequestRejected": () => "The host declined your request.",
     "seat.audience.onTakingRequestFailed": () => `Your request ended${because(event.reason)}.`,
     "liveaudio.said": () => event.text, // the page's own news (shareRoom)
+    "seat.speaker.onRemovedByHost": () => `${event.by?.name ?? "The host"} moved you to the audience.`,
+    "audioVideo.microphone.onStateChanged": () =>
+      event.byHost && !event.isOn && event.userID === liveaudio.userID
+        ? "A host turned your microphone off." : "",
   }[event.type];
-  if (!text) return;
+  if (!text?.()) return;
   // A raised hand with no host here is refused, and the refusal (the toast) says so: one
   // message for one click.
   if (event.type === "seat.audience.onTakingRequestFailed" && event.reason === "noHost") return;

@@ -215,3 +215,35 @@ def test_confirmations_are_the_rooms_own_dialog_with_the_configs_texts(
     dialog.locator("#confirm-ok").click()
     expect(host.locator("#end-state")).to_have_attribute("data-state", "roomEnded")
     assert native == []
+
+
+def test_the_user_a_host_acts_on_is_told(server: LiveServer, new_page) -> None:
+    """A host's mute, a removal from the seat and an invitation each say so, and who; a
+    raised hand shows its place in the queue."""
+    server.create_room("told")
+    host, ann, ben = new_page(), new_page(), new_page()
+    host.goto(server.embed_url("told", "hana", role="host"))
+    for page, user in ((ann, "ann"), (ben, "ben")):
+        page.goto(server.embed_url("told", user))
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    ann.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
+    ann.evaluate("() => window.liveaudio.request('microphone.turnOn', {isOn: true})")
+    expect(ann.locator("#mic-toggle")).to_have_text("Mute mic")
+
+    host.evaluate("() => window.liveaudio.request('seat.host.mute', {targetIndex: 2})")
+    expect(ann.locator("#notice")).to_have_text("A host turned your microphone off.")
+    expect(ben.locator("#notice")).to_be_hidden()  # only the one it happened to
+    host.evaluate("() => window.liveaudio.request('seat.host.removeSpeaker', {userID: 'ann'})")
+    expect(ann.locator("#notice")).to_have_text("Hana moved you to the audience.")
+
+    host.evaluate("() => window.liveaudio.request('seat.host.inviteToTake', {userID: 'ben'})")
+    expect(ben.locator("#invitation")).to_contain_text("Hana invites you to take a seat.")
+    ben.locator("#decline-invitation").click()
+
+    host.evaluate("() => window.liveaudio.request('seat.host.close', {targetIndex: -1})")
+    ann.locator("#raise-hand").click()
+    expect(ann.locator("#queue-position")).to_have_text("Next in line")
+    ben.locator("#raise-hand").click()
+    expect(ben.locator("#queue-position")).to_have_text("Number 2 in line")
+    ann.locator("#lower-hand").click()
+    expect(ben.locator("#queue-position")).to_have_text("Next in line")
