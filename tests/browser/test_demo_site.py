@@ -103,5 +103,15 @@ def test_the_demo_page_shows_room_properties_and_commands_live(
     expect(host.page.locator("#sei-form")).to_be_visible()
     expect(guest.page.locator("#sei-form")).to_be_hidden()
     expect(guest.page.locator("#sei-line")).to_have_text("")
+    # The host (on the host's seat, microphone on) sends one: the others' lines show it, as
+    # text, once their pages have played the audio it went with.
+    form = host.page.locator("#sei-form")
+    form.locator("input[name=lyric]").fill("Ode <b>to</b> joy 🎵")
+    form.locator("button[type=submit]").click()
+    expect(host.page.locator("#log")).to_contain_text('sendSEI → lyric "Ode <b>to</b> joy 🎵"')
+    for person in (guest, late):
+        expect(person.page.locator("#sei-line")).to_have_text("Ode <b>to</b> joy 🎵")
+        assert person.page.locator("#sei-line b").count() == 0
+    expect(host.page.locator("#sei-line")).to_have_text("")  # never one's own
     for person in (host, guest, late):
         person.assert_clean()
