@@ -25,7 +25,9 @@ def test_seat_tools_are_named_svg_icons(room: Room) -> None:
     seats = html.split('<aside id="members"')[0]
     assert not EMOJI.search(seats), EMOJI.findall(seats)
     tools = re.findall(
-        r"<button[^>]*class=\"seat-(?:local-mute|host-mute|lock)[^>]*>.*?</button>", seats, re.S
+        r"<button[^>]*class=\"seat-(?:local-mute|host-mute|ask-unmute|lock)[^>]*>.*?</button>",
+        seats,
+        re.S,
     )
     assert len(tools) >= 3
     for tool in tools:

@@ -247,3 +247,27 @@ def test_the_user_a_host_acts_on_is_told(server: LiveServer, new_page) -> None:
     expect(ben.locator("#queue-position")).to_have_text("Number 2 in line")
     ann.locator("#lower-hand").click()
     expect(ben.locator("#queue-position")).to_have_text("Next in line")
+
+
+def test_a_host_asks_a_muted_speaker_to_turn_the_microphone_on(
+    server: LiveServer, new_page
+) -> None:
+    """The seed's turn-on-by-others request, from the seat: only a question; it is on once
+    the speaker says yes in the room's own dialog."""
+    server.create_room("ask-unmute")
+    host, ann = new_page(), new_page()
+    host.goto(server.embed_url("ask-unmute", "hana", role="host"))
+    ann.goto(server.embed_url("ask-unmute", "ann"))
+    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    ann.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
+    seat = host.locator('#seats .seat-cell[data-user-id="ann"]')
+    expect(seat.locator(".mic")).to_have_attribute("data-on", "false")
+    seat.locator(".seat-ask-unmute").click()
+    dialog = ann.locator("#confirm-dialog")
+    expect(dialog.locator("#confirm-message")).to_have_text(
+        "Hana asks you to turn your microphone on."
+    )
+    dialog.locator("#confirm-ok").click()
+    expect(seat.locator(".mic")).to_have_attribute("data-on", "true")
+    expect(seat.locator(".seat-ask-unmute")).to_have_count(0)  # now: mute, not ask
+    expect(ann.locator('#seats .seat-cell[data-user-id="ann"] .seat-ask-unmute')).to_be_hidden()
