@@ -16,6 +16,7 @@ from rooms.selectors import MessageState, RoomState
 # Every change re-sends the member list to every page: past this many, the list shows the
 # people on seats first and counts the rest, so an update stays small in a big room.
 MEMBER_LIST_MAX = 60
+LISTENERS_SHOWN = 24  # the audience's avatars under the stage; the rest are a count
 
 
 # What the shared parts look like without a config of one's own (every default is the same
@@ -50,7 +51,11 @@ def room_parts_context(
     listed = [m for m in state.members if m.user_id not in hidden]
     seated_first = sorted(listed, key=lambda m: m.seat_index is None)
     shown = seated_first[:MEMBER_LIST_MAX]
+    listeners = [m for m in listed if m.seat_index is None and m.online]
     return {
+        "listeners_shown": listeners[:LISTENERS_SHOWN],
+        "listeners_count": len(listeners),
+        "listeners_more": max(0, len(listeners) - LISTENERS_SHOWN),
         "state": state,
         "oob": oob,
         "members_shown": shown,

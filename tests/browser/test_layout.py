@@ -26,6 +26,9 @@ def host_with_speakers(server: LiveServer, new_page, room: str, size: tuple[int,
         expect(page.locator("#connection")).to_have_attribute("data-state", "live")
         page.evaluate(f"() => window.liveaudio.request('seat.take', {{index: {index}}})")
     expect(host.locator("#seats .seat-cell[data-user-id]")).to_have_count(1 + len(NAMES))
+    listener = new_page()  # and one in the audience, under the stage
+    listener.goto(server.embed_url(room, "listener-number-9"))
+    expect(host.locator("#seats .listener")).to_have_count(1)
     return host
 
 
@@ -42,7 +45,7 @@ def outside_on_the_right(page: Page) -> list[str]:
 
 def clipped_seat_names(page: Page) -> list[str]:
     return page.evaluate(
-        """() => [...document.querySelectorAll("#seats .seat-name")]
+        """() => [...document.querySelectorAll("#seats .seat-name, #seats .listener-name")]
           .filter((e) => e.textContent.trim().length < 20 && e.scrollWidth > e.clientWidth + 1)
           .map((e) => e.textContent)"""
     )
