@@ -13,6 +13,7 @@ ROOM_CREATE_FIELDS = {
     "room_id_invalid": "room_id",
     "room_exists": "room_id",
     "title_invalid": "title",
+    "topic_invalid": "topic",
 }
 
 
@@ -22,6 +23,10 @@ class RoomCreateForm(forms.Form):
         max_length=64,
         validators=[room_id_validator],
         help_text="Letters, digits, '_', '.' or '-'; it becomes the room's address.",
+    )
+
+    topic = forms.CharField(
+        max_length=200, required=False, help_text="Optional: what the room is about."
     )
 
     def clean_title(self) -> str:

@@ -89,6 +89,8 @@ class Room(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="rooms")
     room_id = models.CharField(max_length=64, validators=[room_id_validator])
     title = models.CharField(max_length=120, blank=True)
+    # What the room is about now, under its title: set by its host (lobby form, in the room).
+    topic = models.CharField(max_length=200, blank=True)
     created_by = models.CharField(max_length=128, blank=True, help_text="user_id of the creator")
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)

@@ -145,6 +145,7 @@ class RoomState:
     # The room's properties (room.updateProperty...), {key: value}: a (re)joining socket
     # gets them with its welcome, every change with its event.
     properties: dict[str, str] = field(default_factory=dict)
+    topic: str = ""  # what the room is about now (its host sets it)
     # config.roomProperties.rolesCanWrite as the host's config set it on the room; on the
     # wire ``roomProperties: {rolesCanWrite, canWrite}``, ``canWrite`` per socket
     # (``rooms.realtime.view``), here whether a member of the audience may.
@@ -219,6 +220,7 @@ class RoomState:
             revision=data.get("revision", 0),
             media=MediaState.from_json(data["media"]) if "media" in data else MediaState(),
             properties=dict(data.get("properties", {})),
+            topic=data.get("topic", ""),
             roles_can_write=tuple(
                 data.get("roomProperties", {}).get("rolesCanWrite", default_property_roles())
             ),
@@ -271,6 +273,7 @@ def room_state(room: Room) -> RoomState:
         app_id=room.app.app_id,
         room_id=room.room_id,
         title=room.title or room.room_id,
+        topic=room.topic,
         live=room.is_live,
         rows=_split_rows(seat_states, room.seat_rows),
         members=[

@@ -100,6 +100,7 @@ def room_create_view(request: HttpRequest) -> HttpResponse:
                 app=site_app(),
                 room_id=form.cleaned_data["room_id"],
                 title=form.cleaned_data["title"],
+                topic=form.cleaned_data.get("topic", ""),
                 created_by=_site_user_id(request),
             )
         except ServiceError as exc:

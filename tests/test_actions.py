@@ -85,6 +85,7 @@ SAMPLE_ARGS = {
     "filePathOrURL": "https://media.example/song.mp3",
     "millisecond": 0,
     "volume": 50,
+    "topic": "Jazz",
 }
 
 

@@ -294,6 +294,11 @@ async def room_leave(socket: RoomConsumer) -> None:
     await socket.leave()
 
 
+@action("room.setTopic", args=(need("topic", protocol.for_the_service),), permission=H)
+def room_set_topic(socket: RoomConsumer, *, topic: object) -> dict:
+    return {"topic": services.room_set_topic(actor=socket.me, topic=topic)}
+
+
 @action("room.end", permission=H)
 def room_end(socket: RoomConsumer) -> None:
     services.room_end(room=socket.room, by=socket.me)

@@ -60,7 +60,7 @@ from rooms.services.requests import (
     seat_request_reject,
     seat_tickets_expire,
 )
-from rooms.services.rooms import room_create
+from rooms.services.rooms import room_create, room_set_topic
 from rooms.services.seats import (
     microphone_switch,
     microphone_turn_on,
@@ -118,6 +118,7 @@ __all__ = [
     "properties_update",
     "property_update",
     "room_create",
+    "room_set_topic",
     "room_end",
     "room_properties",
     "seat_clear",

@@ -7,14 +7,21 @@ from typing import TypeGuard
 
 from django.db import IntegrityError, transaction
 
-from rooms.models import ROOM_ID_PATTERN, App, Room, Seat, room_id_validator
-from rooms.services.common import ServiceError
+from rooms.models import ROOM_ID_PATTERN, App, Member, Room, Seat, room_id_validator
+from rooms.services.common import (
+    ServiceError,
+    active_member,
+    lock_room,
+    require_host_permissions,
+    room_changed,
+)
 from rooms.text import InvalidText, clean_text
 
 DEFAULT_SEAT_ROWS = [4, 4]
 DEFAULT_HOST_INDEXES = [0]
 MAX_SEATS = 64
 MAX_TITLE = 120  # Room.title
+MAX_TOPIC = 200  # Room.topic
 MAX_CREATED_BY = 128  # Room.created_by: a user ID
 
 
@@ -31,7 +38,9 @@ def room_create(
     created_by: str = "",
     seat_rows: list[int] | None = None,
     host_indexes: list[int] | None = None,
+    topic: str = "",
 ) -> Room:
+    topic = checked_topic(topic)
     rows, hosts = room_check(
         room_id=room_id,
         title=title,
@@ -39,7 +48,7 @@ def room_create(
         seat_rows=seat_rows,
         host_indexes=host_indexes,
     )
-    room = Room(app=app, room_id=room_id, title=title, created_by=created_by)
+    room = Room(app=app, room_id=room_id, title=title, created_by=created_by, topic=topic)
     room.seat_rows, room.host_indexes = rows, hosts
     exists = ServiceError("room_exists", f"A room '{room_id}' already exists.")
     try:
@@ -78,6 +87,29 @@ def _counts(value: object) -> TypeGuard[list[int]]:
     return isinstance(value, list) and all(
         isinstance(n, int) and not isinstance(n, bool) for n in value
     )
+
+
+def checked_topic(topic: object) -> str:
+    """A room's topic: one line of at most MAX_TOPIC characters, trimmed ("" for none)."""
+    if not isinstance(topic, str):
+        raise ServiceError("topic_invalid", "The topic must be text.")
+    try:
+        return clean_text(topic.strip(), name="The topic", max_chars=MAX_TOPIC)
+    except InvalidText as exc:
+        raise ServiceError("topic_invalid", exc.message) from exc
+
+
+def room_set_topic(*, actor: Member, topic: object) -> str:
+    """``room.setTopic``: what the room is about now, under its title (host permissions)."""
+    topic = checked_topic(topic)
+    with transaction.atomic():
+        room = lock_room(actor.room)
+        actor = active_member(actor)
+        require_host_permissions(actor)
+        Room.objects.filter(pk=room.pk).update(topic=topic)
+        room.topic = topic
+        room_changed(room, [{"type": "room.onTopicChanged", "topic": topic}])
+    return topic
 
 
 def _check_names(*, room_id: object, title: object, created_by: object) -> None:

@@ -271,3 +271,21 @@ def test_a_host_asks_a_muted_speaker_to_turn_the_microphone_on(
     expect(seat.locator(".mic")).to_have_attribute("data-on", "true")
     expect(seat.locator(".seat-ask-unmute")).to_have_count(0)  # now: mute, not ask
     expect(ann.locator('#seats .seat-cell[data-user-id="ann"] .seat-ask-unmute')).to_be_hidden()
+
+
+def test_the_host_sets_the_rooms_topic_and_the_listeners_see_it(
+    server: LiveServer, new_page
+) -> None:
+    server.create_room("topic")
+    host, ann = new_page(), new_page()
+    host.goto(server.embed_url("topic", "hana", role="host"))
+    ann.goto(server.embed_url("topic", "ann"))
+    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(ann.locator("#room-topic")).to_be_hidden()
+    expect(ann.locator(".topic-edit")).to_be_hidden()  # a host's tool
+    host.locator(".topic-edit summary").click()
+    host.locator("#topic-form input[name=topic]").fill("Jazz <b>standards</b>")
+    host.locator("#topic-form button").click()
+    for page in (host, ann):
+        expect(page.locator("#room-topic")).to_have_text("Jazz <b>standards</b>")
+    assert ann.locator("#room-topic b").count() == 0

@@ -38,7 +38,7 @@ def outside_on_the_right(page: Page) -> list[str]:
           const right = document.documentElement.clientWidth;
           return [...document.querySelectorAll("#room *")]
             .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > right + 1)
-            .map((e) => e.id || e.className || e.tagName);
+            .map((e) => e.id || e.className || `${e.tagName} ${e.textContent.trim().slice(0, 20)}`);
         }"""
     )
 
