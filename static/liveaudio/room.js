@@ -361,7 +361,9 @@ function isSeated() {
 
 async function applyMicrophone() {
   if (isSeated() && !micTrack) {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: MIC_CONSTRAINTS });
+    const deviceId = localStorage.getItem(MIC_DEVICE_KEY);
+    const audio = deviceId ? { ...MIC_CONSTRAINTS, deviceId: { ideal: deviceId } } : MIC_CONSTRAINTS;
+    const stream = await navigator.mediaDevices.getUserMedia({ audio });
     const track = stream.getAudioTracks()[0];
     if (!isSeated()) {
       track.stop(); // left the seat (or the room) while the microphone was opening
@@ -378,6 +380,67 @@ async function applyMicrophone() {
   }
   if (micTrack) micTrack.enabled = Boolean(me()?.mic_on);
 }
+
+// --- this user's own audio settings: output volume, which microphone ------------------------
+
+const VOLUME_KEY = "liveaudio.volume";
+const MIC_DEVICE_KEY = "liveaudio.microphone";
+
+function setOutputVolume(percent) {
+  const volume = Math.min(Math.max(Number(percent) || 0, 0), 100);
+  document.getElementById("room-audio").volume = volume / 100;
+  localStorage.setItem(VOLUME_KEY, String(volume));
+  return volume;
+}
+
+// The microphones this browser has (names once it has been allowed one), in the picker.
+async function listMicrophones() {
+  const picker = document.getElementById("microphone-picker");
+  if (!picker || !navigator.mediaDevices?.enumerateDevices) return;
+  const inputs = (await navigator.mediaDevices.enumerateDevices())
+    .filter((device) => device.kind === "audioinput");
+  const chosen = localStorage.getItem(MIC_DEVICE_KEY) ?? "";
+  picker.replaceChildren(
+    ...inputs.map((device, i) => {
+      const option = document.createElement("option");
+      option.value = device.deviceId;
+      option.textContent = device.label || `Microphone ${i + 1}`;
+      option.selected = device.deviceId === chosen;
+      return option;
+    }),
+  );
+}
+
+// Another microphone: remembered, and swapped in at once if this user is on a seat.
+async function chooseMicrophone(deviceId) {
+  localStorage.setItem(MIC_DEVICE_KEY, deviceId);
+  if (!micTrack) return;
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { ...MIC_CONSTRAINTS, deviceId: { exact: deviceId } },
+  });
+  const track = stream.getAudioTracks()[0];
+  track.enabled = micTrack.enabled;
+  const old = micTrack;
+  micTrack = track;
+  await liveaudio.pc?.getTransceivers()[0]?.sender.replaceTrack(track);
+  old.stop();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const slider = document.getElementById("output-volume");
+  if (slider) slider.value = String(setOutputVolume(localStorage.getItem(VOLUME_KEY) ?? 100));
+});
+document.addEventListener("input", (event) => {
+  if (event.target.id === "output-volume") setOutputVolume(event.target.value);
+});
+document.addEventListener("change", (event) => {
+  if (event.target.id === "microphone-picker") {
+    chooseMicrophone(event.target.value).catch((error) => say(`Microphone: ${error.message}`));
+  }
+});
+document.addEventListener("toggle", (event) => {
+  if (event.target.id === "audio-settings" && event.target.open) listMicrophones();
+}, true);
 
 function stopMedia() {
   mediaStopped = true;

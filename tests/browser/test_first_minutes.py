@@ -289,3 +289,35 @@ def test_the_host_sets_the_rooms_topic_and_the_listeners_see_it(
     for page in (host, ann):
         expect(page.locator("#room-topic")).to_have_text("Jazz <b>standards</b>")
     assert ann.locator("#room-topic b").count() == 0
+
+
+def test_a_listener_sets_the_rooms_volume_and_a_speaker_picks_a_microphone(
+    server: LiveServer, new_page
+) -> None:
+    server.create_room("audio-settings")
+    page = new_page()
+    page.goto(server.embed_url("audio-settings", "sam"))
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    page.locator("#audio-settings summary").click()
+    page.locator("#output-volume").fill("30")
+    assert page.evaluate("() => document.getElementById('room-audio').volume") == 0.3
+    page.reload()  # remembered, in this browser
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    assert page.evaluate("() => document.getElementById('room-audio').volume") == 0.3
+
+    page.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
+    page.evaluate("() => window.liveaudio.request('microphone.turnOn', {isOn: true})")
+    page.wait_for_function(
+        "() => window.liveaudio.pc.getSenders().some((s) => s.track?.readyState === 'live')"
+    )
+    page.locator("#audio-settings summary").click()
+    picker = page.locator("#microphone-picker")
+    expect(picker.locator("option").first).to_be_attached()
+    devices = picker.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
+    choice = devices[-1]
+    picker.select_option(choice)
+    page.wait_for_function(
+        "(id) => window.liveaudio.pc.getSenders().some((s) => s.track?.getSettings().deviceId"
+        " === id && s.track.readyState === 'live')",
+        arg=choice,
+    )
