@@ -214,6 +214,8 @@ LIVEAUDIO_ROOM_COMMANDS_PER_SECOND = 10
 # real-time sequential data), at most this many a second from one socket.
 LIVEAUDIO_SEI_MAX_BYTES = 4096
 LIVEAUDIO_SEI_PER_SECOND = 30
+# Emoji reactions (reaction.send): at most this many a second from one socket.
+LIVEAUDIO_REACTIONS_PER_SECOND = 3
 
 # --- media (WebRTC) -------------------------------------------------------------------------
 # STUN/TURN servers for the browsers and the server's peers, as RTCIceServer dicts:

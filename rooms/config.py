@@ -298,6 +298,8 @@ SCHEMA = obj(
             }
         ),
         "duration": obj({"isVisible": boolean()}),
+        # Emoji reactions: a short burst over the sender's avatar, on every page.
+        "reactions": obj({"enabled": boolean()}),
         "innerText": obj({name: text() for name in INNER_TEXT}),
     }
 )
@@ -368,6 +370,7 @@ _COMMON: dict[str, Any] = {
     "backgroundMedia": None,
     "memberList": {"showMicrophoneState": True, "hiddenUsers": []},
     "duration": {"isVisible": False},
+    "reactions": {"enabled": True},
     "innerText": dict(INNER_TEXT),
 }
 

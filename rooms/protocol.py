@@ -68,6 +68,16 @@ def stream_type(value: Any, name: str) -> str:
     return str(value)
 
 
+REACTIONS = ("👏", "❤️", "😂", "🔥", "🎉", "👍")
+
+
+def reaction(value: Any, name: str) -> str:
+    """One of the room's emoji reactions."""
+    if value not in REACTIONS:
+        raise ProtocolError(f"'{name}' must be one of {' '.join(REACTIONS)}.")
+    return str(value)
+
+
 def boolean(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value

@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 
 from rooms.config import preset
 from rooms.models import Room
+from rooms.protocol import REACTIONS
 from rooms.selectors import MessageState, RoomState
 
 # Every change re-sends the member list to every page: past this many, the list shows the
@@ -158,6 +159,7 @@ def personal_context(
         "buttons": frozenset(buttons),
         "text": config["innerText"],
         "role_text": role_text(config["innerText"], me.role if me else "audience"),
+        "reactions": REACTIONS if config["reactions"]["enabled"] else (),
         "leave_dialog": config["confirmDialogInfo"],
         "end_dialog": config["endConfirmDialogInfo"],
     }

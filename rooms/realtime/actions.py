@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from rooms import protocol, services
+from rooms.events import room_group
 from rooms.media.sei import Sei
 from rooms.protocol import ProtocolError
 from rooms.selectors import room_state
@@ -368,6 +369,23 @@ async def sei_send(
     else:
         check()
     media.send_sei(Sei(member.user_id, stream_type, text), capture_ms)
+    return True
+
+
+@action("reaction.send", args=(need("emoji", protocol.reaction),), db=False)
+async def reaction_send(socket: RoomConsumer, *, emoji: str) -> bool:
+    """A short burst over the sender's avatar on every page of the room; nothing stored."""
+    if not socket.view.config["reactions"]["enabled"]:
+        raise services.ServiceError("reactions_off", "Reactions are turned off here.")
+    if not socket.reaction_rate.allow():
+        limit = settings.LIVEAUDIO_REACTIONS_PER_SECOND
+        raise services.ServiceError(
+            "reaction_rate_limited", f"At most {limit} reactions a second; slow down."
+        )
+    user_id = socket.me.user_id
+    await socket.channel_layer.group_send(
+        room_group(socket.room.pk), {"type": "room.reaction", "userID": user_id, "emoji": emoji}
+    )
     return True
 
 

@@ -60,6 +60,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.budget = FrameBudget(settings.LIVEAUDIO_SOCKET_MESSAGES_PER_10S)
         self.sei_rate = PerSecond(settings.LIVEAUDIO_SEI_PER_SECOND)
+        self.reaction_rate = PerSecond(settings.LIVEAUDIO_REACTIONS_PER_SECOND)
         try:
             admitted = await self.in_thread(admission.admit, self.scope)
             self.room, self.user_id = admitted.room, admitted.claims.user_id
@@ -217,6 +218,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def room_command(self, message: dict) -> None:
         if hasattr(self, "commands"):  # after the welcome (and the room's orderKey then)
             self.commands.received(message["message"])
+
+    async def room_reaction(self, message: dict) -> None:
+        if self.member is not None and self.view.config["reactions"]["enabled"]:
+            await self._send_json(
+                {"type": "reaction", "userID": message["userID"], "emoji": message["emoji"]}
+            )
 
     async def room_message(self, message: dict) -> None:
         await self.outbox.drained()

@@ -121,6 +121,7 @@ function handleJSON(frame) {
     holdSEI(frame);
     return;
   }
+  if (frame.type === "reaction") burst(frame.userID, frame.emoji);
   switch (frame.type) {
     case "reply":
       settle(frame);
@@ -159,6 +160,21 @@ function handleJSON(frame) {
   document.dispatchEvent(new CustomEvent("liveaudio:event", { detail: frame }));
   // Questions last: whoever listens (the embed bridge) has seen the state they come with.
   if (frame.type === "room.update") for (const event of frame.events ?? []) answerQuestion(event);
+}
+
+// --- reactions: a short burst over the sender's avatar (on a seat or in the audience) ------
+
+function burst(userID, emoji) {
+  const avatar = [...document.querySelectorAll("#seats [data-user-id] .avatar")]
+    .find((node) => node.closest("[data-user-id]").dataset.userId === userID);
+  if (!avatar) return;
+  const mark = document.createElement("span");
+  mark.className = "reaction-burst";
+  mark.textContent = emoji;
+  mark.setAttribute("aria-hidden", "true");
+  mark.addEventListener("animationend", () => mark.remove());
+  avatar.append(mark);
+  setTimeout(() => mark.remove(), 3000); // no animation (reduced motion): gone anyway
 }
 
 // --- SEI: data sent with a speaker's audio, emitted when this page plays that audio -------

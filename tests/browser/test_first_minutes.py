@@ -321,3 +321,22 @@ def test_a_listener_sets_the_rooms_volume_and_a_speaker_picks_a_microphone(
         " === id && s.track.readyState === 'live')",
         arg=choice,
     )
+
+
+def test_a_reaction_bursts_over_the_senders_avatar_on_every_page(
+    server: LiveServer, new_page
+) -> None:
+    server.create_room("reactions")
+    host, ann = new_page(), new_page()
+    host.goto(server.embed_url("reactions", "hana", role="host"))
+    ann.goto(server.embed_url("reactions", "ann"))
+    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    ann.locator("#reactions summary").click()
+    # Ann is in the audience: the burst rises from her avatar under the stage, on her page
+    # and on the host's (each looked at in front: a page behind runs no animation).
+    for page in (ann, host):
+        page.bring_to_front()
+        ann.locator("#reactions .reaction", has_text="🎉").click()
+        burst = page.locator('#seats .listener[data-user-id="ann"] .reaction-burst')
+        expect(burst).to_have_text("🎉")
+        expect(burst).to_have_count(0, timeout=5_000)  # and goes
