@@ -99,13 +99,20 @@ PROBE = """(fftSize) => {
 
 def write_tone(path: Path, frequency: float | None, seconds: float = 4.0) -> Path:
     """A WAV for a fake microphone: a sine at `frequency` (None: silence)."""
-    rate = 48_000
-    t = np.arange(int(rate * seconds)) / rate
+    t = np.arange(int(WAV_RATE * seconds)) / WAV_RATE
     samples = np.zeros_like(t) if not frequency else 0.3 * np.sin(2 * np.pi * frequency * t)
+    return write_wav(path, samples)
+
+
+WAV_RATE = 48_000
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    """`samples` (floats in -1..1, 48 kHz mono) as a 16-bit WAV."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
-        out.setframerate(rate)
+        out.setframerate(WAV_RATE)
         out.writeframes((samples * 32767).astype("<i2").tobytes())
     return path
 

@@ -7,12 +7,22 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in_admin
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.browser
+
+
+def host_and_guest(server: LiveServer, new_page, room: str, guest: str) -> tuple[Page, Page]:
+    """A new room with its host (Hana) and one guest, both live in it."""
+    server.create_room(room)
+    host, other = new_page(), new_page()
+    host.goto(server.embed_url(room, "hana", role="host"))
+    other.goto(server.embed_url(room, guest))
+    expect(other.locator("#connection")).to_have_attribute("data-state", "live")
+    return host, other
 
 
 def guest_link(server: LiveServer) -> str:
@@ -83,11 +93,7 @@ def test_the_hosts_member_list_shows_a_seated_speakers_whole_name(
 
 def test_no_seat_tools_on_ones_own_seat(server: LiveServer, new_page) -> None:
     """The host's own seat showed "mute for me", "mute" and "lock" for the host themself."""
-    server.create_room("own-seat")
-    host, sam = new_page(), new_page()
-    host.goto(server.embed_url("own-seat", "hana", role="host"))
-    sam.goto(server.embed_url("own-seat", "sam"))
-    expect(sam.locator("#connection")).to_have_attribute("data-state", "live")
+    host, sam = host_and_guest(server, new_page, "own-seat", "sam")
     sam.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
     sams_seat = host.locator('#seats .seat-cell[data-user-id="sam"]')
     expect(sams_seat.locator(".seat-local-mute")).to_be_visible()
@@ -254,11 +260,7 @@ def test_a_host_asks_a_muted_speaker_to_turn_the_microphone_on(
 ) -> None:
     """The seed's turn-on-by-others request, from the seat: only a question; it is on once
     the speaker says yes in the room's own dialog."""
-    server.create_room("ask-unmute")
-    host, ann = new_page(), new_page()
-    host.goto(server.embed_url("ask-unmute", "hana", role="host"))
-    ann.goto(server.embed_url("ask-unmute", "ann"))
-    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    host, ann = host_and_guest(server, new_page, "ask-unmute", "ann")
     ann.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
     seat = host.locator('#seats .seat-cell[data-user-id="ann"]')
     expect(seat.locator(".mic")).to_have_attribute("data-on", "false")
@@ -276,11 +278,7 @@ def test_a_host_asks_a_muted_speaker_to_turn_the_microphone_on(
 def test_the_host_sets_the_rooms_topic_and_the_listeners_see_it(
     server: LiveServer, new_page
 ) -> None:
-    server.create_room("topic")
-    host, ann = new_page(), new_page()
-    host.goto(server.embed_url("topic", "hana", role="host"))
-    ann.goto(server.embed_url("topic", "ann"))
-    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    host, ann = host_and_guest(server, new_page, "topic", "ann")
     expect(ann.locator("#room-topic")).to_be_hidden()
     expect(ann.locator(".topic-edit")).to_be_hidden()  # a host's tool
     host.locator(".topic-edit summary").click()
@@ -326,11 +324,7 @@ def test_a_listener_sets_the_rooms_volume_and_a_speaker_picks_a_microphone(
 def test_a_reaction_bursts_over_the_senders_avatar_on_every_page(
     server: LiveServer, new_page
 ) -> None:
-    server.create_room("reactions")
-    host, ann = new_page(), new_page()
-    host.goto(server.embed_url("reactions", "hana", role="host"))
-    ann.goto(server.embed_url("reactions", "ann"))
-    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    host, ann = host_and_guest(server, new_page, "reactions", "ann")
     ann.locator("#reactions summary").click()
     # Ann is in the audience: the burst rises from her avatar under the stage, on her page
     # and on the host's (each looked at in front: a page behind runs no animation).

@@ -12,14 +12,13 @@ too: that is when an SEI sent over the socket at once would show, while the audi
 from __future__ import annotations
 
 import statistics
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.audio_probe import join, request, write_tone
+from tests.browser.audio_probe import WAV_RATE, join, request, write_tone, write_wav
 from tests.browser.conftest import launch_with_mic
 from tests.servers import LiveServer
 
@@ -80,17 +79,10 @@ LISTENER = (
 
 def write_beeps(path: Path) -> Path:
     """Ten beeps in a 6 s WAV (the fake microphone loops it), each with a 2 ms ramp."""
-    rate = 48_000
-    t = np.arange(int(rate * PERIOD_S * 10)) / rate
+    t = np.arange(int(WAV_RATE * PERIOD_S * 10)) / WAV_RATE
     phase = (t - PERIOD_S / 2) % PERIOD_S
     gate = np.clip(np.minimum(phase, BEEP_S - phase) / 0.002, 0, 1) * (phase < BEEP_S)
-    samples = 0.5 * gate * np.sin(2 * np.pi * BEEP_HZ * t)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, 0.5 * gate * np.sin(2 * np.pi * BEEP_HZ * t))
 
 
 def gaps(onsets: list[float], marks: list[float]) -> list[float]:
