@@ -146,6 +146,13 @@ def _send_message(message_pk: int) -> None:
     _group_send(room_group(message.room_id), payload)
 
 
+async def broadcast_reaction(room_pk: int, *, user_id: str, emoji: str) -> None:
+    """An emoji reaction to every socket of the room, now (nothing stored, no commit to
+    wait for: it is sent from the socket's own loop)."""
+    payload = {"type": "room.reaction", "userID": user_id, "emoji": emoji}
+    await _layer().group_send(room_group(room_pk), payload)
+
+
 def _group_send(group: str, payload: dict) -> None:
     if _server_loop_gone(group):
         return

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from rooms import protocol, services
-from rooms.events import room_group
+from rooms import events, protocol, services
 from rooms.media.sei import Sei
 from rooms.protocol import ProtocolError
 from rooms.selectors import room_state
@@ -382,10 +381,7 @@ async def reaction_send(socket: RoomConsumer, *, emoji: str) -> bool:
         raise services.ServiceError(
             "reaction_rate_limited", f"At most {limit} reactions a second; slow down."
         )
-    user_id = socket.me.user_id
-    await socket.channel_layer.group_send(
-        room_group(socket.room.pk), {"type": "room.reaction", "userID": user_id, "emoji": emoji}
-    )
+    await events.broadcast_reaction(socket.room.pk, user_id=socket.me.user_id, emoji=emoji)
     return True
 
 
