@@ -15,10 +15,14 @@ from tests.servers import LiveServer
 pytestmark = pytest.mark.browser
 
 
-def host_and_guest(server: LiveServer, new_page, room: str, guest: str) -> tuple[Page, Page]:
-    """A new room with its host (Hana) and one guest, both live in it."""
+def host_and_guest(
+    server: LiveServer, new_page, room: str, guest: str, size: tuple[int, int] | None = None
+) -> tuple[Page, Page]:
+    """A new room with its host (Hana; at `size`, if given) and one guest, both live in it."""
     server.create_room(room)
     host, other = new_page(), new_page()
+    if size is not None:
+        host.set_viewport_size({"width": size[0], "height": size[1]})
     host.goto(server.embed_url(room, "hana", role="host"))
     other.goto(server.embed_url(room, guest))
     expect(other.locator("#connection")).to_have_attribute("data-state", "live")
@@ -69,13 +73,7 @@ def test_the_hosts_member_list_shows_a_seated_speakers_whole_name(
 ) -> None:
     """With the host's tools on a speaker's row (co-host, remove, kick), the name still
     shows in full: it used to shrink to nothing, or to "ca…" on a phone."""
-    room = f"names-{size[0]}"
-    server.create_room(room)
-    host, speaker = new_page(), new_page()
-    host.set_viewport_size({"width": size[0], "height": size[1]})
-    host.goto(server.embed_url(room, "hana", role="host"))
-    speaker.goto(server.embed_url(room, "caroline"))
-    expect(speaker.locator("#connection")).to_have_attribute("data-state", "live")
+    host, speaker = host_and_guest(server, new_page, f"names-{size[0]}", "caroline", size)
     speaker.evaluate("() => window.liveaudio.request('seat.take', {index: 2})")
     row = host.locator('#members li[data-user-id="caroline"]')
     expect(row.locator(".remove-speaker")).to_be_visible()
@@ -124,13 +122,7 @@ def covered(page, selector: str) -> bool:
 def test_the_raised_hands_cover_neither_send_nor_end_room(
     server: LiveServer, new_page, size: tuple[int, int]
 ) -> None:
-    room = f"hands-{size[0]}"
-    server.create_room(room)
-    host, ann = new_page(), new_page()
-    host.set_viewport_size({"width": size[0], "height": size[1]})
-    host.goto(server.embed_url(room, "hana", role="host"))
-    ann.goto(server.embed_url(room, "ann"))
-    expect(ann.locator("#connection")).to_have_attribute("data-state", "live")
+    host, ann = host_and_guest(server, new_page, f"hands-{size[0]}", "ann", size)
     ann.locator("#raise-hand").click()
     expect(host.locator("#requests .request-name")).to_have_text(["Ann"])
     for target in ("#chat-form button[type=submit]", "#end-room", "#requests .accept"):
