@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
-import pytest_asyncio
 from django.conf import settings
 
 from rooms.media.sei import signed_distance
@@ -19,17 +17,9 @@ from tests.socket_client import Participant
 from tests.test_media_player import a_file, playing
 from tests.test_media_socket import A_TONE, Guest, Stage, make_room, pytestmark, wait_until
 from tests.test_media_socket import fresh_media_hub as fresh_media_hub  # an autouse fixture
+from tests.test_media_socket import stage as stage  # the fixture, by its name
 
 __all__ = ["pytestmark"]
-
-
-@pytest_asyncio.fixture
-async def stage() -> AsyncIterator[Stage]:
-    stage = Stage(await make_room("media"))
-    try:
-        yield stage
-    finally:
-        await stage.close()
 
 
 def sei_frames(guest: Guest) -> list[dict]:
