@@ -255,18 +255,18 @@ def seat_host_mute_all(*, room: Room, actor: Member) -> list[str]:
         if not muted:
             return []
         Member.objects.filter(pk__in=[pk for pk, _ in muted]).update(mic_on=False)
-        event = {"type": "audioVideo.microphone.onStateChanged", "isOn": False, "byHost": True}
-        room_changed(room, [{**event, "userID": user_id} for _, user_id in muted])
+        muted_events = [_microphone_event(user_id, False, by_host=True) for _, user_id in muted]
+        room_changed(room, muted_events)
     return [user_id for _, user_id in muted]
 
 
 def _set_microphone(member: Member, is_on: bool, *, by_host: bool = False) -> None:
     Member.objects.filter(pk=member.pk).update(mic_on=is_on)
-    event = {
-        "type": "audioVideo.microphone.onStateChanged",
-        "userID": member.user_id,
-        "isOn": is_on,
-    }
+    room_changed(member.room, [_microphone_event(member.user_id, is_on, by_host=by_host)])
+
+
+def _microphone_event(user_id: str, is_on: bool, *, by_host: bool) -> dict:
+    event = {"type": "audioVideo.microphone.onStateChanged", "userID": user_id, "isOn": is_on}
     if by_host:
         event["byHost"] = True
-    room_changed(member.room, [event])
+    return event
