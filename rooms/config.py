@@ -23,6 +23,7 @@ MAX_TEXT = 200
 MAX_URL = 2048
 MAX_HIDDEN_USERS = 100
 MAX_USER_ID = 128
+MAX_JOINS_UP_TO = 100_000  # members online: past it, no join or leave lines in the chat
 
 ROLES = ("host", "speaker", "audience")
 ALIGNMENTS = ("start", "end", "center", "spaceBetween", "spaceAround", "spaceEvenly")
@@ -90,6 +91,9 @@ INNER_TEXT = {
     "messagePlaceholder": "Say something…",
     "sendMessageButton": "Send",
     "durationLabel": "Live for",
+    "userJoinedMessage": "%0 joined",
+    "userLeftMessage": "%0 left",
+    "nowSpeakingMessage": "%0 is now speaking",
 }
 
 
@@ -300,6 +304,8 @@ SCHEMA = obj(
         "duration": obj({"isVisible": boolean()}),
         # Emoji reactions: a short burst over the sender's avatar, on every page.
         "reactions": obj({"enabled": boolean()}),
+        # Lines in the chat for joins, leaves and new speakers: the page's own, not stored.
+        "systemMessages": obj({"enabled": boolean(), "joinsUpTo": integer(0, MAX_JOINS_UP_TO)}),
         "innerText": obj({name: text() for name in INNER_TEXT}),
     }
 )
@@ -371,6 +377,7 @@ _COMMON: dict[str, Any] = {
     "memberList": {"showMicrophoneState": True, "hiddenUsers": []},
     "duration": {"isVisible": False},
     "reactions": {"enabled": True},
+    "systemMessages": {"enabled": True, "joinsUpTo": 50},
     "innerText": dict(INNER_TEXT),
 }
 

@@ -147,6 +147,7 @@ def test_every_unknown_or_ill_typed_field_is_listed_at_once() -> None:
             "roomProperties": {"rolesCanWrite": ["audience", "audience"], "rolesCanRead": []},
             "memberList": {"hiddenUsers": [""]},
             "duration": [],
+            "systemMessages": {"enabled": 1, "joinsUpTo": -1},
             "innerText": {"leaveButton": "x" * 201, "unknownText": "x"},
         }
     )
@@ -177,6 +178,8 @@ def test_every_unknown_or_ill_typed_field_is_listed_at_once() -> None:
         "roomProperties.rolesCanRead": "is not a config field",
         "memberList.hiddenUsers[0]": "must not be empty",
         "duration": "must be an object",
+        "systemMessages.enabled": "must be true or false",
+        "systemMessages.joinsUpTo": "must be between 0 and 100000",
         "innerText.leaveButton": "must be at most 200 characters",
         "innerText.unknownText": "is not a config field",
     }
