@@ -55,6 +55,7 @@ ROOM_WIDE_OPTIONS = (("mediaPlayer", "rolesCanControl"), ("roomProperties", "rol
 # Every text the room shows. "%0" stands for a user's name where a text has one.
 INNER_TEXT = {
     "memberListTitle": "In the room",
+    "chatTabLabel": "Chat",
     "membersMore": "more listening",
     "memberListRoleHost": "host",
     "memberListRoleCoHost": "cohost",
