@@ -190,8 +190,11 @@ LOGGING = {
 LIVEAUDIO_SITE_APP_ID = 1
 # A disconnected user keeps their seat this long, so a page reload does not lose it.
 LIVEAUDIO_SEAT_GRACE_SECONDS = float(os.environ.get("LIVEAUDIO_SEAT_GRACE_SECONDS", "30"))
-# Lifetime of the tokens the server mints for its own pages.
-LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS = 6 * 3600
+# Lifetime of the tokens the server mints for its own pages: the room's socket closes then
+# ("Your session has expired"; the page's "Join again" loads a new one).
+LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS = int(
+    os.environ.get("LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS", str(6 * 3600))
+)
 LIVEAUDIO_MESSAGE_MAX_CHARS = 1000
 LIVEAUDIO_HISTORY_MESSAGES = 50
 # Per-connection flood guard: at most this many socket messages in any 10 s window.

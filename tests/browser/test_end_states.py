@@ -10,6 +10,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser.audio_probe import request
 from tests.browser.conftest import sign_in_admin
+from tests.browser.test_embed import mint
 from tests.servers import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -103,3 +104,34 @@ def test_the_end_of_the_room_offers_its_host_to_start_it_again(
     live(host)
     expect(host.locator("h1")).to_have_text("Last call")
     expect(host.locator("#end-state")).to_be_hidden()
+
+
+def test_an_expired_session_says_so_and_the_sites_page_joins_again(
+    new_page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The site's page mints a token for LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS: when it runs out
+    the room ends for its user with "Your session has expired" and "Join again" loads a page
+    with a new one. Embedded, the token is the integrator's: no button, their page decides."""
+    short = LiveServer(
+        tmp_path_factory.mktemp("short-tokens"), env={"LIVEAUDIO_PAGE_TOKEN_TTL_SECONDS": "6"}
+    )
+    short.start()
+    try:
+        site = new_page()
+        sign_in_admin(site, short)
+        open_room(site, short.url + "/rooms/demo/")
+        embedded = new_page()
+        token = mint(short.app_sign(), "demo", "emma", ttl=6)
+        open_room(embedded, f"{short.url}/embed/1234567/demo/?token={token}")
+
+        for page in (site, embedded):
+            panel = page.locator("#end-state")
+            expect(panel).to_have_attribute("data-state", "tokenExpired", timeout=30_000)
+            ended_as(page, "tokenExpired", "Your session has expired")
+        expect(embedded.locator("#end-rejoin")).to_be_hidden()
+        expect(site.locator("#end-rejoin")).to_have_text("Join again")
+        site.locator("#end-rejoin").click()
+        live(site)
+        expect(site.locator("#end-state")).to_be_hidden()
+    finally:
+        short.stop()
