@@ -282,11 +282,41 @@ function announce(event) {
   // A raised hand with no host here is refused, and the refusal (the toast) says so: one
   // message for one click.
   if (event.type === "seat.audience.onTakingRequestFailed" && event.reason === "noHost") return;
+  queueNotice(text());
+}
+
+// News waits its turn: each notice shows for NOTICE_MS, or NOTICE_MIN_MS when another is
+// waiting, so two at once are both read (a host's mute and removal, say). A refusal (#toast)
+// answers a click and shows at once.
+const NOTICE_MS = 6000;
+const NOTICE_MIN_MS = 2000;
+const waitingNotices = [];
+let noticeShownAt = 0;
+let noticeTimer = null;
+
+function queueNotice(text) {
+  waitingNotices.push(text);
+  if (noticeTimer === null) {
+    showNextNotice();
+  } else if (waitingNotices.length === 1) { // the one on screen goes after its minimum
+    clearTimeout(noticeTimer);
+    const left = noticeShownAt + NOTICE_MIN_MS - performance.now();
+    noticeTimer = setTimeout(showNextNotice, Math.max(0, left));
+  }
+}
+
+function showNextNotice() {
   const notice = document.getElementById("notice");
-  notice.textContent = text();
+  const text = waitingNotices.shift();
+  if (text === undefined) {
+    notice.classList.remove("visible");
+    noticeTimer = null;
+    return;
+  }
+  notice.textContent = text;
   notice.classList.add("visible");
-  clearTimeout(announce.timer);
-  announce.timer = setTimeout(() => notice.classList.remove("visible"), 6000);
+  noticeShownAt = performance.now();
+  noticeTimer = setTimeout(showNextNotice, waitingNotices.length ? NOTICE_MIN_MS : NOTICE_MS);
 }
 
 // --- media: one peer connection to the server --------------------------------------------
