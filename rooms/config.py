@@ -63,6 +63,7 @@ INNER_TEXT = {
     "memberListRoleAudience": "audience",
     "hostSeatLabel": "Host",
     "lockedSeatLabel": "locked",
+    "emptyStageMessage": "No one is on stage yet.",
     "microphoneOnLabel": "mic on",
     "microphoneOffLabel": "muted",
     "turnOnMicrophoneButton": "Unmute mic",

@@ -57,6 +57,7 @@ def room_parts_context(
         "listeners_shown": listeners[:LISTENERS_SHOWN],
         "listeners_count": len(listeners),
         "listeners_more": max(0, len(listeners) - LISTENERS_SHOWN),
+        "stage_empty": not any(seat.user_id for row in state.rows for seat in row),
         "state": state,
         "oob": oob,
         "members_shown": shown,

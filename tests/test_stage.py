@@ -6,7 +6,14 @@ import pytest
 
 from rooms import services
 from rooms.models import Room
-from rooms.rendering import LISTENERS_SHOWN, chat_html, room_parts_context, room_parts_html
+from rooms.rendering import (
+    DEFAULT_CONFIG,
+    DEFAULT_PARTS_VIEW,
+    LISTENERS_SHOWN,
+    chat_html,
+    room_parts_context,
+    room_parts_html,
+)
 from rooms.selectors import room_state
 from tests.conftest import add_member
 
@@ -35,3 +42,14 @@ def test_a_small_audience_is_counted_and_none_shows_nothing(room: Room) -> None:
 
 def test_an_empty_chat_says_so() -> None:
     assert "No messages yet" in chat_html([])
+
+
+def test_an_empty_stage_says_so_until_someone_takes_a_seat(room: Room) -> None:
+    ann = add_member(room, "ann")
+    assert "No one is on stage yet." in room_parts_html(room_state(room))
+    services.seat_take(member=ann, index=2)
+    assert "No one is on stage yet." not in room_parts_html(room_state(room))
+    texts = {"innerText": {**DEFAULT_CONFIG["innerText"], "emptyStageMessage": "Stage is free"}}
+    services.seat_leave(member=ann)
+    html = room_parts_html(room_state(room), parts={**DEFAULT_PARTS_VIEW, **texts})
+    assert "Stage is free" in html
