@@ -44,6 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 TONES = [440.0, 554.0, 660.0, 784.0, 880.0, 988.0, 1109.0]
 LOSS_TARGET = 0.005
+PACKETS_PER_SECOND = 50  # one 20 ms Opus packet each, per listener
 T = TypeVar("T")
 
 
@@ -223,6 +224,8 @@ class Window:
     worst_loss: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     late_ticks: int = 0
+    skipped_ticks: int = 0  # audio the mixer never made (it resynced)
+    real_time: float = 0.0  # packets a listener got per 20 ms of the window: 1.0 = all
     dropped: int = 0
     tick_ms_mean: float = 0.0
     encodes_per_tick: float = 0.0
@@ -267,22 +270,29 @@ def _server_figures(window: Window, first: dict[str, Any], last: dict[str, Any])
         return
     ticks = max(1, after["mixer"]["ticks"] - before["mixer"]["ticks"])
     window.late_ticks = after["mixer"]["late_ticks"] - before["mixer"]["late_ticks"]
+    window.skipped_ticks = after["mixer"].get("skipped_ticks", 0) - before["mixer"].get(
+        "skipped_ticks", 0
+    )
     window.dropped = after["tracks"]["dropped"] - before["tracks"]["dropped"]
     window.encodes_per_tick = (after["mixer"]["encodes"] - before["mixer"]["encodes"]) / ticks
     window.tick_ms_mean = after["mixer"]["tick_ms_mean"]
 
 
 def _loss_figures(window: Window, first: dict[str, Any], last: dict[str, Any]) -> None:
-    losses, received_total, expected_total = [], 0, 0
+    losses, received_total, expected_total, counted = [], 0, 0, 0
     for user, end in last.items():
         if not user.startswith("listener") or user not in first:
             continue
+        counted += 1
         received = end["packets"] - first[user]["packets"]
         expected = max(received, end["expected"] - first[user]["expected"], 1)
         losses.append(1 - received / expected)
         received_total += received
         expected_total += expected
     if losses:
+        # What a listener hears: packets per second of wall time against the 50 a second
+        # of real time. A late mixer that runs slow shows here even without a gap.
+        window.real_time = received_total / (counted * window.seconds * PACKETS_PER_SECOND)
         window.loss = 1 - received_total / max(expected_total, 1)
         window.listeners_ok = sum(loss < LOSS_TARGET for loss in losses)
         window.worst_loss = max(losses)
@@ -431,9 +441,11 @@ def _report(w: Window) -> Window:
     print(
         f"S={w.speakers:<2} L={w.listeners:<4} server_cpu={w.server_cpu:5.1f}% "
         f"(media {w.media_cpu:5.1f}%) "
-        f"bots_cpu={w.bots_cpu:5.1f}% rss={w.rss_mb:6.1f}MB loss={w.loss:.3%} "
+        f"bots_cpu={w.bots_cpu:5.1f}% rss={w.rss_mb:6.1f}MB real_time={w.real_time:.1%} "
+        f"loss={w.loss:.3%} "
         f"ok={w.listeners_ok}/{w.listeners} worst={w.worst_loss:.2%} "
-        f"sent_latency_ms[{latency}] late_ticks={w.late_ticks} dropped={w.dropped} "
+        f"sent_latency_ms[{latency}] late_ticks={w.late_ticks} skipped={w.skipped_ticks} "
+        f"dropped={w.dropped} "
         f"tick={w.tick_ms_mean:.2f}ms encodes/tick={w.encodes_per_tick:.1f}",
         flush=True,
     )

@@ -69,6 +69,7 @@ class MixerStats:
     ticks: int = 0
     late_ticks: int = 0
     resyncs: int = 0
+    skipped_ticks: int = 0  # audio never made: the mixer was too far behind (see _run)
     encodes: int = 0
     encodes_last_tick: int = 0
     max_encodes_per_tick: int = 0
@@ -254,8 +255,15 @@ class RoomMixer:
             if lateness > LATE_SECONDS:
                 self.stats.late_ticks += 1
             if lateness > RESYNC_TICKS * TICK_SECONDS:
+                # Stalled: skip ahead rather than burst, and say so. The ticks not run are
+                # counted and the timeline moves on by the time they stood for, so every
+                # listener's RTP timestamps and sequence numbers show the gap (the browser
+                # conceals it) instead of the room's audio quietly running slow.
+                skipped = int(lateness / TICK_SECONDS)
                 self.stats.resyncs += 1
-                deadline = loop.time()  # stalled: skip ahead rather than burst
+                self.stats.skipped_ticks += skipped
+                self._tick_index += skipped
+                deadline = loop.time()
             try:
                 for _ in self._tick_steps():
                     await asyncio.sleep(0)  # let the loop read its sockets between chunks

@@ -48,6 +48,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random16, random32
 
+from .codec import FRAME_SAMPLES
 from .patches import SenderInternals
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class RtpWire:
         self._header = bytearray(low)
         self._sequence = random16()
         self._timestamp_origin = timestamp_origin  # the room's: see RoomMixer.rtp_origin
+        self._last_timestamp: int | None = None
         self._pair: Any = None
         self._transport: Any = None
         self._address: Any = None
@@ -120,7 +122,13 @@ class RtpWire:
             return False
         ntp = ntp_now()
         header = self._header
-        self._sequence = sequence = (self._sequence + 1) & 0xFFFF
+        # One packet a frame: frames not sent (skipped by a late mixer, or dropped here)
+        # take their sequence numbers with them, so the listener counts them lost.
+        frames = 1
+        last, self._last_timestamp = self._last_timestamp, timestamp
+        if last is not None and timestamp - last > FRAME_SAMPLES:
+            frames = (timestamp - last) // FRAME_SAMPLES
+        self._sequence = sequence = (self._sequence + frames) & 0xFFFF
         header[2:4] = sequence.to_bytes(2, "big")
         timestamp = (timestamp + self._timestamp_origin) & 0xFFFFFFFF
         header[4:8] = timestamp.to_bytes(4, "big")

@@ -63,6 +63,7 @@ def mixer_report(stats: MixerStats) -> dict:
         "ticks": stats.ticks,
         "late_ticks": stats.late_ticks,
         "resyncs": stats.resyncs,
+        "skipped_ticks": stats.skipped_ticks,
         "encodes": stats.encodes,
         "encodes_per_tick": stats.encodes / ticks,
         "encodes_last_tick": stats.encodes_last_tick,

@@ -65,3 +65,33 @@ async def test_mixed_packets_carry_their_arrival_and_none_is_lost(room: Room) ->
     queued = sorted(room.mixer.stats.queued_latency)
     assert queued, "no mixed packet carried a source arrival time"
     assert all(latency >= 0 for latency in queued)
+
+
+async def sequence_losses(bot) -> int:
+    """What the listener's own RTP stack counts lost: gaps in the sequence numbers."""
+    report = await bot.pc.getStats()
+    return sum(s.packetsLost for s in report.values() if s.type == "inbound-rtp")
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_mixer_leaves_a_gap_its_listeners_see(room: Room) -> None:
+    """Issue 14, honest loss: a mixer far behind skips ahead, and the audio it never made
+    must show as lost (timestamps and sequence numbers jump by the time skipped), not make
+    the room's audio run slow without a trace."""
+    await room.join("A", A_TONE, audible=True)
+    listener = await room.join("B", None, audible=False)
+    await room.wait_connected()
+    await wait_until(lambda: listener.tap.packets >= 25, timeout=10)
+    before = await listener.receive_stats()
+    assert before.packets_lost == 0 and await sequence_losses(listener) == 0
+
+    time.sleep(0.4)  # the fault: the event loop (the mixer's clock with it) is held 400 ms
+    await wait_until(lambda: room.mixer.stats.resyncs >= 1)
+    received = listener.tap.packets
+    await wait_until(lambda: listener.tap.packets >= received + 10, timeout=10)
+
+    skipped = room.mixer.stats.skipped_ticks
+    assert skipped >= 10, room.mixer.stats  # ~20 ticks of 20 ms
+    after = await listener.receive_stats()
+    assert after.packets_lost >= skipped - 1, (after, skipped)  # by the timestamps
+    assert await sequence_losses(listener) >= skipped - 1  # by the sequence numbers
