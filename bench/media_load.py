@@ -46,12 +46,12 @@ WINDOWS = ("silent", "file", "speaker")
 # -- bot processes: listeners (and the one speaker) -----------------------------------------
 
 
-def bots_main(conn: Connection) -> None:
+def bots_main(conn: Connection, thin: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    asyncio.run(_bots(conn))
+    asyncio.run(_bots(conn, thin))
 
 
-async def _bots(conn: Connection) -> None:
+async def _bots(conn: Connection, thin: bool) -> None:
     """Commands: ("offer", [(name, tone)]) -> offers; ("answer", {name: sdp}); "snapshot"."""
     from bench.bot import Bot
     from rooms.media.patches import restrict_host_candidates_to_loopback
@@ -63,7 +63,10 @@ async def _bots(conn: Connection) -> None:
         command, payload = await loop.run_in_executor(None, conn.recv)
         if command == "offer":
             new = {
-                name: Bot(name, tone, send=tone is not None, decode=False) for name, tone in payload
+                name: Bot(
+                    name, tone, send=tone is not None, decode=False, thin=thin and tone is None
+                )
+                for name, tone in payload
             }
             bots.update(new)
             conn.send({name: await bot.create_offer() for name, bot in new.items()})
@@ -88,8 +91,8 @@ def _tap(bot: Any) -> dict[str, Any]:
 class ListenerProcesses(BotProcesses):
     """Bot processes whose bots are answered by the media worker directly (`bots_main`)."""
 
-    def __init__(self, count: int) -> None:
-        super().__init__(count, bots_main)
+    def __init__(self, count: int, *, thin: bool = False) -> None:
+        super().__init__(count, bots_main, thin)
 
     async def join(self, worker: MediaProcess, bots: list[list[tuple[str, float | None]]]) -> None:
         """Offers from each process, answered by the worker, handed back."""
@@ -236,7 +239,8 @@ async def run(args: argparse.Namespace) -> list[Window]:
     worker = MediaProcess(WorkerConfig(loopback_only=True, connect_timeout=60.0))
     if args.bot_cpus:
         os.sched_setaffinity(0, args.bot_cpus)  # this process and the bots from here on
-    bots = ListenerProcesses(1 + args.workers)  # the speaker gets a process of its own
+    # The speaker gets a process of its own.
+    bots = ListenerProcesses(1 + args.workers, thin=args.thin)
     windows: list[Window] = []
     try:
         await bots.join(worker, [[(SPEAKER, SPEAKER_TONE)], *[[] for _ in range(args.workers)]])
@@ -293,6 +297,9 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="listener bot processes")
     parser.add_argument("--batch", type=int, default=25, help="listeners joined at once")
+    parser.add_argument(
+        "--thin", action="store_true", help="thin listener bots: RTP headers counted, no SRTP"
+    )
     parser.add_argument("--server-cpus", type=_cpus, default=None, help="e.g. 0: the worker")
     parser.add_argument("--bot-cpus", type=_cpus, default=None, help="e.g. 1: the bots")
     asyncio.run(run(parser.parse_args()))

@@ -219,6 +219,7 @@ class Window:
     media_cpu: float = 0.0  # of which the media worker process
     bots_cpu: float = 0.0
     rss_mb: float = 0.0
+    media_rss_mb: float = 0.0  # of which the media worker process
     loss: float = 0.0
     listeners_ok: int = 0
     worst_loss: float = 0.0
@@ -265,6 +266,7 @@ def _server_figures(window: Window, first: dict[str, Any], last: dict[str, Any])
     window.server_cpu = 100 * (cpu(last) - cpu(first)) / window.seconds
     window.media_cpu = 100 * (media_cpu(last) - media_cpu(first)) / window.seconds
     window.rss_mb = sum(p["rss_bytes"] for p in processes(last)) / 2**20
+    window.media_rss_mb = last.get("media_process", {}).get("rss_bytes", 0) / 2**20
     before, after = room_of(first), room_of(last)
     if before is None or after is None:
         return
@@ -441,7 +443,8 @@ def _report(w: Window) -> Window:
     print(
         f"S={w.speakers:<2} L={w.listeners:<4} server_cpu={w.server_cpu:5.1f}% "
         f"(media {w.media_cpu:5.1f}%) "
-        f"bots_cpu={w.bots_cpu:5.1f}% rss={w.rss_mb:6.1f}MB real_time={w.real_time:.1%} "
+        f"bots_cpu={w.bots_cpu:5.1f}% rss={w.rss_mb:6.1f}MB (media {w.media_rss_mb:6.1f}MB) "
+        f"real_time={w.real_time:.1%} "
         f"loss={w.loss:.3%} "
         f"ok={w.listeners_ok}/{w.listeners} worst={w.worst_loss:.2%} "
         f"sent_latency_ms[{latency}] late_ticks={w.late_ticks} skipped={w.skipped_ticks} "
@@ -485,6 +488,15 @@ def _print_summary(
     print(f"server CPU per speaker: {per_speaker:.2f} % of a core")
     print(f"server CPU per listener: {per_listener:.3f} % of a core (slope over L)")
     print(f"server memory per peer: {memory:.2f} MB (RSS delta / {peers} peers)")
+    if len(steps) > 1 and steps[-1].listeners > steps[0].listeners:
+        # Between the listener steps (start-up and first-use costs left out), by process.
+        first, added = steps[0], steps[-1].listeners - steps[0].listeners
+        media = (top.media_rss_mb - first.media_rss_mb) / added
+        daphne = (top.rss_mb - top.media_rss_mb - first.rss_mb + first.media_rss_mb) / added
+        print(
+            f"memory per added listener (L={first.listeners} -> {top.listeners}): "
+            f"daphne {daphne * 1024:.0f} KB, media worker {media * 1024:.0f} KB"
+        )
     if joins:
         q = np.percentile(joins, [50, 95])
         print(

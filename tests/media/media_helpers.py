@@ -41,9 +41,11 @@ class Room:
         self.bots: dict[str, Bot] = {}
         self.peers: dict[str, MediaPeer] = {}
 
-    async def join(self, pid: str, frequency: float | None, *, audible: bool) -> Bot:
+    async def join(
+        self, pid: str, frequency: float | None, *, audible: bool, thin: bool = False
+    ) -> Bot:
         self.mixer.set_audible(pid, audible)
-        bot = Bot(pid, frequency)
+        bot = Bot(pid, frequency, thin=thin)
         peer = MediaPeer(pid, self.mixer)
         self.bots[pid], self.peers[pid] = bot, peer
         await connect_in_process(bot, peer)

@@ -95,3 +95,18 @@ async def test_a_stalled_mixer_leaves_a_gap_its_listeners_see(room: Room) -> Non
     after = await listener.receive_stats()
     assert after.packets_lost >= skipped - 1, (after, skipped)  # by the timestamps
     assert await sequence_losses(listener) >= skipped - 1  # by the sequence numbers
+
+
+@pytest.mark.asyncio
+async def test_a_thin_listener_bot_counts_the_mix_without_unprotecting_it(room: Room) -> None:
+    """The benchmarks' thin listener (bench.bot, `thin=True`) counts every packet of the mix
+    from the RTP headers, and aiortc's receiver (SRTP, RTP handling) sees none of them."""
+    await room.join("A", A_TONE, audible=True)
+    thin = await room.join("T", None, audible=False, thin=True)
+    await room.wait_connected()
+    await wait_until(lambda: thin.tap.packets >= 50, timeout=10)
+    stats = await thin.receive_stats()
+    assert stats.packets_lost == 0, stats
+    report = await thin.pc.getStats()
+    inbound = [s for s in report.values() if s.type == "inbound-rtp"]
+    assert sum(s.packetsReceived for s in inbound) == 0, inbound
