@@ -8,7 +8,8 @@
 
 import { liveaudio } from "./room.js";
 
-const settings = { enabled: true, joinsUpTo: 50, ...liveaudio.config.systemMessages };
+// The resolved config always has them (rooms/config.py holds the defaults).
+const settings = liveaudio.config.systemMessages ?? { enabled: false };
 const texts = liveaudio.config.innerText ?? {};
 const names = new Map(); // userID -> name: one who left is no longer in the newer state
 let following = true; // the list is scrolled to its newest line
