@@ -35,7 +35,7 @@ from aiortc.utils import random32
 
 from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
 from .levels import rms_level
-from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack
+from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out
 from .player import MEDIA_SOURCE_ID
 from .playout import PlayoutFrame
 from .sei import RTP_MASK, Sei, SeiHook, SeiQueue, SeiRelease
@@ -295,17 +295,27 @@ class RoomMixer:
             self._regroup()
         mixes = self._mixes.items()
         outgoing = [(mix, *self._encode_mix(key, mix, frames, pts)) for key, mix in mixes]
-        encodes, sent = len(outgoing), 0
+        budget = FANOUT_CHUNK  # listeners until the next pause
         for mix, packets, arrival in outgoing:
             for packet, payload in packets:
-                for pid in mix.listeners:
-                    track = self._tracks.get(pid)  # gone during a pause: skip
-                    if track is not None:
-                        track.put(packet, arrival, payload)
-                    sent += 1
-                    if sent % FANOUT_CHUNK == 0:
+                listeners, start = mix.listeners, 0
+                while start < len(listeners):
+                    chunk = listeners[start : start + budget]
+                    start += len(chunk)
+                    tracks = self._tracks
+                    # One pass per chunk (`fan_out`: protect each, send socket by socket);
+                    # a listener gone during a pause is skipped.
+                    fan_out(
+                        [t for pid in chunk if (t := tracks.get(pid)) is not None],
+                        packet,
+                        arrival,
+                        payload,
+                    )
+                    budget -= len(chunk)
+                    if budget == 0:
+                        budget = FANOUT_CHUNK
                         yield
-        self._count_tick(encodes, time.perf_counter() - started)
+        self._count_tick(len(outgoing), time.perf_counter() - started)
 
     def _pull_frames(self) -> dict[str, PlayoutFrame]:
         frames: dict[str, PlayoutFrame] = {}

@@ -12,6 +12,14 @@ Two ways out, one track:
   aiortc's negotiated mid and abs-send-time extensions, SRTP, `sendto`) in a few
   synchronous steps, and keeps the sender's counters so its RTCP sender reports
   stay right.
+- **Batched (the mixer's fan-out).** `fan_out` does that for up to `FANOUT_CHUNK`
+  listeners of one mix in one pass: each wire patches and protects its packet, then
+  the datagrams go out socket by socket, several from one socket in one `sendmmsg`
+  (`sendmmsg.py`), a lone one with a plain `sendto` on the socket under asyncio's
+  transport (its private `_sock`, Python 3.11's selector transport), skipping the
+  transport's own per-call checks. aioice gives every peer a socket of its own, so
+  today nearly every group holds one datagram: the gain is Python layers, not
+  system calls (docs/performance.md, "Fan-out in one pass").
 - **Queued (before the sender starts, and for tests that read the track).**
   `recv()` hands out the queued `av.Packet`s; aiortc's sender checks what it
   gets: an `av.Packet` is only packetised, never re-encoded.
@@ -27,9 +35,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import av
@@ -48,6 +58,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random16, random32
 
+from . import sendmmsg
 from .codec import FRAME_SAMPLES
 from .patches import SenderInternals
 
@@ -99,6 +110,9 @@ class RtpWire:
         self._transport: Any = None
         self._address: Any = None
         self._backlog: Callable[[], int] | None = None
+        self._socket: socket.socket | None = None  # for `fan_out`'s direct writes
+        self._sockaddr: sendmmsg.SockAddr | None = None
+        self.clear_to_send = False  # set by protect_next: asyncio holds nothing for the socket
         self._octets = 0
         self.sent = 0
         self.dropped = 0
@@ -106,21 +120,36 @@ class RtpWire:
     def send(self, payload: bytes, timestamp: int) -> bool:
         """Send one Opus payload; False (and counted) when it could not go out.
 
+        The one-listener path (and the batch's fallback): `fan_out` sends a mix to many.
+        """
+        datagram = self.protect_next(payload, timestamp, ntp_now())
+        if datagram is None:
+            return False
+        self._transport.sendto(datagram, self._address)
+        return True
+
+    def protect_next(self, payload: bytes, timestamp: int, ntp: int) -> bytes | None:
+        """The next SRTP packet of this sender, counted as sent; None (and counted) when it
+        must not go out: not connected, no pair, or the socket's backlog is over the limit.
+
         This runs once per listener per 20 ms, so it keeps to plain attribute reads: the
         selected ICE pair's socket is looked up again only when the pair changes.
         """
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             self.dropped += 1
-            return False
+            return None
         pair = dtls.transport._connection._nominated.get(1)
         if pair is not self._pair:
             self._use_pair(pair)
         transport, backlog = self._transport, self._backlog
-        if transport is None or (backlog is not None and backlog() > MAX_SOCKET_BACKLOG):
+        held = backlog() if backlog is not None else 0
+        if transport is None or held > MAX_SOCKET_BACKLOG:
             self.dropped += 1  # gone, or the kernel is not taking our packets: never queue
-            return False
-        ntp = ntp_now()
+            return None
+        # Only a socket asyncio holds nothing for may be written to directly: anything
+        # else would overtake the packets it has queued.
+        self.clear_to_send = held == 0 and backlog is not None
         header = self._header
         # One packet a frame: frames not sent (skipped by a late mixer, or dropped here)
         # take their sequence numbers with them, so the listener counts them lost.
@@ -136,12 +165,12 @@ class RtpWire:
             header[self._abs_at : self._abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
         if self._srtp is None:
             self._srtp = dtls._tx_srtp
-        transport.sendto(self._srtp.protect(bytes(header) + payload), self._address)
+        datagram: bytes = self._srtp.protect(bytes(header) + payload)
         self.sent += 1
         self._octets += len(payload)
         if self.sent % SENDER_REPORT_EVERY == 1:
             self._report_to_sender(ntp, timestamp)
-        return True
+        return datagram
 
     def _use_pair(self, pair: Any) -> None:
         self._pair = pair
@@ -150,6 +179,11 @@ class RtpWire:
         self._address = pair.remote_addr if pair is not None else None
         # asyncio's transports say how much they hold back; a TURN relay's does not.
         self._backlog = getattr(transport, "get_write_buffer_size", None)
+        # The socket under asyncio's selector transport (private: `_sock`), written to
+        # directly while the transport holds nothing back; a TURN relay's has none.
+        sock = getattr(transport, "_sock", None)
+        self._socket = sock if isinstance(sock, socket.socket) else None
+        self._sockaddr = sendmmsg.sockaddr_for(self._address) if self._socket else None
 
     def _report_to_sender(self, ntp: int, timestamp: int) -> None:
         """What aiortc's RTCP sender reports read: a matching (NTP, RTP) time and counts."""
@@ -314,3 +348,114 @@ class MixedAudioTrack(MediaStreamTrack):
         self._wire = None
         self._ready.set()  # wake a pending recv() so the sender loop can exit
         self._ended.set()
+
+
+def fan_out(
+    tracks: Iterable[MixedAudioTrack],
+    packet: av.Packet,
+    arrival: float | None = None,
+    payload: bytes | None = None,
+) -> None:
+    """`track.put(packet, arrival, payload)` for every track, in one pass.
+
+    Each direct track's wire patches its header and protects the packet; the datagrams
+    are then written socket by socket (`_SocketSends`): several for one socket in one
+    `sendmmsg`, a socket's only one with a plain `sendto`, straight to the socket and not
+    through asyncio's transport and its checks. The backlog rule is each wire's, as in
+    `RtpWire.send`; a socket asyncio already holds packets for gets the new ones through
+    the transport too, behind them. The abs-send-time is read once per call, not per
+    listener: the mixer calls this for at most `FANOUT_CHUNK` listeners at a time.
+    """
+    if payload is None:
+        payload = bytes(packet)
+    timestamp = cast(int, packet.pts)  # the mixer stamps every packet it encodes
+    ntp = ntp_now()
+    sends = _SocketSends()
+    delivered: list[MixedAudioTrack] = []
+    for track in tracks:
+        wire = track._wire
+        if wire is None or track.readyState != "live":
+            track.put(packet, arrival, payload)  # queued, or ended: its own rules
+            continue
+        track.queued += 1
+        datagram = wire.protect_next(payload, timestamp, ntp)
+        if datagram is None:
+            track.dropped += 1
+            continue
+        sends.add(wire, datagram)
+        track.sent += 1
+        delivered.append(track)
+    sends.flush()
+    if arrival is not None:
+        latency = time.monotonic() - arrival
+        for track in delivered:
+            if track._on_sent is not None:
+                track._on_sent(latency)
+
+
+class _SocketSends:
+    """One fan-out's datagrams, grouped by the socket they leave from, in order."""
+
+    def __init__(self) -> None:
+        # transport -> (wire of its first datagram, datagrams, their addresses)
+        self._groups: dict[Any, tuple[RtpWire, list[bytes], list[RtpWire]]] = {}
+
+    def add(self, wire: RtpWire, datagram: bytes) -> None:
+        group = self._groups.get(wire._transport)
+        if group is None:
+            self._groups[wire._transport] = (wire, [datagram], [wire])
+        else:
+            group[1].append(datagram)
+            group[2].append(wire)
+
+    def flush(self) -> None:
+        for transport, (first, datagrams, wires) in self._groups.items():
+            sock = first._socket
+            if sock is None or not first.clear_to_send or transport.is_closing():
+                _through_transport(transport, datagrams, wires, 0)
+            elif len(datagrams) == 1:
+                try:
+                    sock.sendto(datagrams[0], first._address)
+                except OSError:  # full (EAGAIN) or refused: asyncio's own handling
+                    transport.sendto(datagrams[0], first._address)
+            else:
+                _send_many(transport, sock, datagrams, wires)
+        self._groups.clear()
+
+
+def _send_many(
+    transport: Any, sock: socket.socket, datagrams: list[bytes], wires: list[RtpWire]
+) -> None:
+    """Several datagrams from one socket: `sendmmsg`, the rest (if the kernel stopped
+    taking them) through the transport, which queues them as it would its own."""
+    batch = _datagram_batch()
+    addresses = [wire._sockaddr for wire in wires]
+    if batch is None or None in addresses:
+        _through_transport(transport, datagrams, wires, 0)
+        return
+    try:
+        sent = batch.send(sock.fileno(), datagrams, cast(list[sendmmsg.SockAddr], addresses))
+    except OSError:
+        sent = 0
+    if sent < len(datagrams):
+        _through_transport(transport, datagrams, wires, sent)
+
+
+def _through_transport(
+    transport: Any, datagrams: list[bytes], wires: list[RtpWire], start: int
+) -> None:
+    for datagram, wire in zip(datagrams[start:], wires[start:], strict=True):
+        transport.sendto(datagram, wire._address)
+
+
+_local = threading.local()
+
+
+def _datagram_batch() -> sendmmsg.DatagramBatch | None:
+    """This thread's `sendmmsg` arrays (each media loop has its own); None without it."""
+    if not sendmmsg.available():
+        return None
+    batch = getattr(_local, "batch", None)
+    if batch is None:
+        batch = _local.batch = sendmmsg.DatagramBatch()
+    return batch
