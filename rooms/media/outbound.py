@@ -79,6 +79,30 @@ def ntp_now() -> int:
     return int((time.time() + NTP_EPOCH_OFFSET) * (1 << 32))
 
 
+class PacketStamp:
+    """The times one mix packet carries to every listener, as header bytes computed once.
+
+    Every listener of a room shares its RTP origin (`RoomMixer.rtp_origin`), so the RTP
+    timestamp's bytes are the same for all of them; the abs-send-time is read once per
+    `fan_out` call.
+    """
+
+    __slots__ = ("timestamp", "ntp", "abs_send_time", "origin", "rtp_timestamp", "rtp_bytes")
+
+    def __init__(self, timestamp: int, ntp: int) -> None:
+        self.timestamp = timestamp  # the mixer's pts, before the origin is added
+        self.ntp = ntp
+        self.abs_send_time = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        self.origin: int | None = None
+        self.rtp_timestamp = 0
+        self.rtp_bytes = b""
+
+    def set_origin(self, origin: int) -> None:
+        self.origin = origin
+        self.rtp_timestamp = (self.timestamp + origin) & 0xFFFFFFFF
+        self.rtp_bytes = self.rtp_timestamp.to_bytes(4, "big")
+
+
 class RtpWire:
     """One started sender's way to the network, without aiortc's per-packet loop.
 
@@ -122,13 +146,13 @@ class RtpWire:
 
         The one-listener path (and the batch's fallback): `fan_out` sends a mix to many.
         """
-        datagram = self.protect_next(payload, timestamp, ntp_now())
+        datagram = self.protect_next(payload, PacketStamp(timestamp, ntp_now()))
         if datagram is None:
             return False
         self._transport.sendto(datagram, self._address)
         return True
 
-    def protect_next(self, payload: bytes, timestamp: int, ntp: int) -> bytes | None:
+    def protect_next(self, payload: bytes, stamp: PacketStamp) -> bytes | None:
         """The next SRTP packet of this sender, counted as sent; None (and counted) when it
         must not go out: not connected, no pair, or the socket's backlog is over the limit.
 
@@ -154,22 +178,24 @@ class RtpWire:
         # One packet a frame: frames not sent (skipped by a late mixer, or dropped here)
         # take their sequence numbers with them, so the listener counts them lost.
         frames = 1
+        timestamp = stamp.timestamp
         last, self._last_timestamp = self._last_timestamp, timestamp
         if last is not None and timestamp - last > FRAME_SAMPLES:
             frames = (timestamp - last) // FRAME_SAMPLES
         self._sequence = sequence = (self._sequence + frames) & 0xFFFF
         header[2:4] = sequence.to_bytes(2, "big")
-        timestamp = (timestamp + self._timestamp_origin) & 0xFFFFFFFF
-        header[4:8] = timestamp.to_bytes(4, "big")
+        if stamp.origin != self._timestamp_origin:
+            stamp.set_origin(self._timestamp_origin)
+        header[4:8] = stamp.rtp_bytes
         if self._abs_at is not None:
-            header[self._abs_at : self._abs_at + 3] = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+            header[self._abs_at : self._abs_at + 3] = stamp.abs_send_time
         if self._srtp is None:
             self._srtp = dtls._tx_srtp
         datagram: bytes = self._srtp.protect(bytes(header) + payload)
         self.sent += 1
         self._octets += len(payload)
         if self.sent % SENDER_REPORT_EVERY == 1:
-            self._report_to_sender(ntp, timestamp)
+            self._report_to_sender(stamp.ntp, stamp.rtp_timestamp)
         return datagram
 
     def _use_pair(self, pair: Any) -> None:
@@ -368,8 +394,7 @@ def fan_out(
     """
     if payload is None:
         payload = bytes(packet)
-    timestamp = cast(int, packet.pts)  # the mixer stamps every packet it encodes
-    ntp = ntp_now()
+    stamp = PacketStamp(cast(int, packet.pts), ntp_now())  # the mixer stamps every packet
     sends = _SocketSends()
     delivered: list[MixedAudioTrack] = []
     for track in tracks:
@@ -378,7 +403,7 @@ def fan_out(
             track.put(packet, arrival, payload)  # queued, or ended: its own rules
             continue
         track.queued += 1
-        datagram = wire.protect_next(payload, timestamp, ntp)
+        datagram = wire.protect_next(payload, stamp)
         if datagram is None:
             track.dropped += 1
             continue
