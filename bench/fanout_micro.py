@@ -14,6 +14,7 @@ listener, in the mixer's chunks of `FANOUT_CHUNK`:
 - `old`: `MixedAudioTrack.put` per listener, on the wire as it was (`LegacyWire.send`:
   patch, protect, asyncio's `sendto`);
 - `new`: `outbound.fan_out` per chunk (protect each, then send socket by socket);
+- `new-no-mmsg` (with `--paths`): `fan_out` as on a libc without `sendmmsg`;
 
 each in two socket layouts: `own` (every listener its own socket, as aioice sets peers up
 today: `new` then sends one datagram per socket) and `shared` (all listeners on one socket,
@@ -44,6 +45,7 @@ from aiortc import (
 from aiortc.rtcdtlstransport import State as DtlsState
 from pylibsrtp import Policy, Session
 
+from rooms.media import sendmmsg
 from rooms.media.codec import FRAME_SAMPLES, new_opus_encoder, pcm_frame
 from rooms.media.mixer import FANOUT_CHUNK
 from rooms.media.outbound import (
@@ -258,7 +260,22 @@ def send_new(
     fan_out(tracks, packet, arrival, payload)
 
 
-PATHS: dict[str, Sender] = {"old": send_old, "new": send_new}
+def send_new_without_sendmmsg(
+    tracks: Sequence[MixedAudioTrack], packet: av.Packet, arrival: float, payload: bytes
+) -> None:
+    """`fan_out` as on a libc without sendmmsg: a shared socket's datagrams go one by one."""
+    real, sendmmsg._sendmmsg = sendmmsg._sendmmsg, None
+    try:
+        fan_out(tracks, packet, arrival, payload)
+    finally:
+        sendmmsg._sendmmsg = real
+
+
+PATHS: dict[str, Sender] = {
+    "old": send_old,
+    "new": send_new,
+    "new-no-mmsg": send_new_without_sendmmsg,
+}
 
 
 @dataclass
@@ -278,7 +295,7 @@ class Result:
     def line(self) -> str:
         wall = self.wall_seconds / self.packets * 1e6
         return (
-            f"{self.path:>3} {self.layout:>6} {self.listeners:>5} listeners: "
+            f"{self.path:>11} {self.layout:>6} {self.listeners:>5} listeners: "
             f"{self.us_per_packet:6.2f} us/packet CPU ({wall:6.2f} wall), "
             f"{1e6 / self.us_per_packet:9,.0f} packets/s per core, "
             f"received {self.received}/{self.packets}"
@@ -334,13 +351,15 @@ async def measure(path: str, layout: str, count: int, ticks: int, packet: av.Pac
     return Result(path, layout, count, count * ticks, wall, cpu, receivers.received)
 
 
-async def run(counts: list[int], ticks: int, layouts: list[str], repeat: int) -> list[Result]:
+async def run(
+    counts: list[int], ticks: int, layouts: list[str], paths: list[str], repeat: int
+) -> list[Result]:
     packet = opus_packet()
     results = []
     for count in counts:
         for layout in layouts:
             for _ in range(repeat):
-                for path in PATHS:
+                for path in paths:
                     result = await measure(path, layout, count, ticks, packet)
                     print(result.line(), flush=True)
                     results.append(result)
@@ -352,12 +371,13 @@ def main() -> None:
     parser.add_argument("--listeners", default="100,1000,2000", help="comma-separated counts")
     parser.add_argument("--ticks", type=int, default=50, help="20 ms ticks timed per run")
     parser.add_argument("--layouts", default="own,shared", help="own, shared or both")
+    parser.add_argument("--paths", default="old,new", help="old, new or both")
     parser.add_argument("--repeat", type=int, default=1, help="old/new pairs per setting")
     args = parser.parse_args()
     counts = [int(c) for c in args.listeners.split(",")]
-    layouts = args.layouts.split(",")
+    layouts, paths = args.layouts.split(","), args.paths.split(",")
     print(f"affinity: CPUs {sorted(os.sched_getaffinity(0))}; {args.ticks} ticks per run")
-    asyncio.run(run(counts, args.ticks, layouts, args.repeat))
+    asyncio.run(run(counts, args.ticks, layouts, paths, args.repeat))
 
 
 if __name__ == "__main__":

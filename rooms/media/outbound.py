@@ -168,8 +168,10 @@ class RtpWire:
             self._use_pair(pair)
         transport, backlog = self._transport, self._backlog
         held = backlog() if backlog is not None else 0
-        if transport is None or held > MAX_SOCKET_BACKLOG:
-            self.dropped += 1  # gone, or the kernel is not taking our packets: never queue
+        if transport is None or held > MAX_SOCKET_BACKLOG or transport.is_closing():
+            # Gone, or the kernel is not taking our packets: never queue. (A closed
+            # asyncio datagram transport raises on sendto instead of dropping.)
+            self.dropped += 1
             return None
         # Only a socket asyncio holds nothing for may be written to directly: anything
         # else would overtake the packets it has queued.
@@ -385,17 +387,14 @@ def fan_out(
     """`track.put(packet, arrival, payload)` for every track, in one pass.
 
     Each direct track's wire patches its header and protects the packet; the datagrams
-    are then written socket by socket (`_SocketSends`): several for one socket in one
-    `sendmmsg`, a socket's only one with a plain `sendto`, straight to the socket and not
-    through asyncio's transport and its checks. The backlog rule is each wire's, as in
-    `RtpWire.send`; a socket asyncio already holds packets for gets the new ones through
-    the transport too, behind them. The abs-send-time is read once per call, not per
+    are then written socket by socket (`_send_datagrams`). The backlog rule is each
+    wire's, as in `RtpWire.send`. The abs-send-time is read once per call, not per
     listener: the mixer calls this for at most `FANOUT_CHUNK` listeners at a time.
     """
     if payload is None:
         payload = bytes(packet)
     stamp = PacketStamp(cast(int, packet.pts), ntp_now())  # the mixer stamps every packet
-    sends = _SocketSends()
+    outgoing: list[tuple[RtpWire, bytes]] = []
     delivered: list[MixedAudioTrack] = []
     for track in tracks:
         wire = track._wire
@@ -407,10 +406,10 @@ def fan_out(
         if datagram is None:
             track.dropped += 1
             continue
-        sends.add(wire, datagram)
+        outgoing.append((wire, datagram))
         track.sent += 1
         delivered.append(track)
-    sends.flush()
+    _send_datagrams(outgoing)
     if arrival is not None:
         latency = time.monotonic() - arrival
         for track in delivered:
@@ -418,34 +417,39 @@ def fan_out(
                 track._on_sent(latency)
 
 
-class _SocketSends:
-    """One fan-out's datagrams, grouped by the socket they leave from, in order."""
+def _send_datagrams(outgoing: list[tuple[RtpWire, bytes]]) -> None:
+    """Write each wire's datagram; several from one socket in one `sendmmsg`.
 
-    def __init__(self) -> None:
-        # transport -> (wire of its first datagram, datagrams, their addresses)
-        self._groups: dict[Any, tuple[RtpWire, list[bytes], list[RtpWire]]] = {}
-
-    def add(self, wire: RtpWire, datagram: bytes) -> None:
-        group = self._groups.get(wire._transport)
-        if group is None:
-            self._groups[wire._transport] = (wire, [datagram], [wire])
-        else:
-            group[1].append(datagram)
-            group[2].append(wire)
-
-    def flush(self) -> None:
-        for transport, (first, datagrams, wires) in self._groups.items():
-            sock = first._socket
-            if sock is None or not first.clear_to_send or transport.is_closing():
-                _through_transport(transport, datagrams, wires, 0)
-            elif len(datagrams) == 1:
+    A lone datagram goes with a plain `sendto` on the socket itself, not through asyncio's
+    transport and its checks; a socket asyncio already holds packets for gets the new
+    ones through the transport too, behind them. aioice gives every peer a socket of its
+    own, so the common case is the first loop: all sockets distinct.
+    """
+    if len({wire._transport for wire, _ in outgoing}) == len(outgoing):
+        for wire, datagram in outgoing:
+            sock = wire._socket
+            if sock is not None and wire.clear_to_send:
                 try:
-                    sock.sendto(datagrams[0], first._address)
+                    sock.sendto(datagram, wire._address)
+                    continue
                 except OSError:  # full (EAGAIN) or refused: asyncio's own handling
-                    transport.sendto(datagrams[0], first._address)
-            else:
-                _send_many(transport, sock, datagrams, wires)
-        self._groups.clear()
+                    pass
+            wire._transport.sendto(datagram, wire._address)
+        return
+    groups: dict[Any, tuple[list[bytes], list[RtpWire]]] = {}
+    for wire, datagram in outgoing:
+        group = groups.get(wire._transport)
+        if group is None:
+            groups[wire._transport] = ([datagram], [wire])
+        else:
+            group[0].append(datagram)
+            group[1].append(wire)
+    for transport, (datagrams, wires) in groups.items():
+        first = wires[0]  # one transport, one backlog: the same for all its wires
+        if first._socket is None or not first.clear_to_send:
+            _through_transport(transport, datagrams, wires, 0)
+        else:
+            _send_many(transport, first._socket, datagrams, wires)
 
 
 def _send_many(

@@ -206,11 +206,15 @@ async def test_a_backed_up_socket_loses_the_packet_and_the_listener_sees_the_gap
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("shared", [False, True], ids=["own socket", "shared socket"])
 async def test_a_socket_asyncio_holds_packets_for_is_sent_to_behind_them(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, shared: bool
 ) -> None:
     """Under the limit but not empty: through the transport, never past its queue."""
-    listeners = await setup.listeners_on_one_socket(2)
+    if shared:
+        listeners = await setup.listeners_on_one_socket(2)
+    else:
+        listeners = await setup.listeners_on_own_sockets(1)
     transport = listeners[0].transport
     monkeypatch.setattr(transport, "get_write_buffer_size", lambda: 100)
     for listener in listeners:
@@ -219,8 +223,9 @@ async def test_a_socket_asyncio_holds_packets_for_is_sent_to_behind_them(
     through_asyncio = count_calls(monkeypatch, transport, "sendto")
     fan_out([listener.track for listener in listeners], at(packet, 1), None, bytes(packet))
     assert calls == []
-    assert len(through_asyncio) == 2
-    assert [listener.track.dropped for listener in listeners] == [0, 0]
+    assert len(through_asyncio) == len(listeners)
+    assert [listener.track.dropped for listener in listeners] == [0] * len(listeners)
+    assert [len(setup.received(listener)) for listener in listeners] == [1] * len(listeners)
 
 
 @pytest.mark.asyncio
@@ -260,3 +265,20 @@ async def test_the_mixer_fans_out_a_chunk_of_listeners_per_sendmmsg(
         got = setup.received(listener)
         assert len(got) == listener.track.sent > 0
         assert got[-1].timestamp == (mixer.rtp_origin + 2 * FRAME_SAMPLES) & 0xFFFFFFFF
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("closed", [False, True], ids=["closing", "closed"])
+async def test_a_closed_socket_loses_the_packet_and_the_others_still_hear(
+    setup: Setup, packet, closed: bool
+) -> None:
+    """asyncio's datagram transport raises on sendto once closed: the wire drops instead,
+    and the listeners after it in the chunk are sent to."""
+    closing, open_one = await setup.listeners_on_own_sockets(2)
+    closing.transport.close()
+    if closed:
+        await asyncio.sleep(0)  # asyncio closes the socket itself on the next iteration
+    fan_out([closing.track, open_one.track], at(packet, 1), None, bytes(packet))
+    assert (closing.track.dropped, closing.wire.dropped) == (1, 1)
+    assert setup.received(closing) == []
+    assert len(setup.received(open_one)) == 1
