@@ -20,7 +20,7 @@ from tests.conftest import add_member
 pytestmark = pytest.mark.django_db
 
 
-def test_listeners_show_as_avatars_then_a_count(room: Room) -> None:
+def test_listeners_show_as_a_count_then_avatars(room: Room) -> None:
     for i in range(LISTENERS_SHOWN + 6):
         add_member(room, f"listener-{i:02}")
     add_member(room, "gone", online=False)
@@ -28,7 +28,8 @@ def test_listeners_show_as_avatars_then_a_count(room: Room) -> None:
     html = room_parts_html(room_state(room))
     stage = html.split('<div class="listeners"')[1].split("</section>")[0]
     assert stage.count('<li class="listener" data-user-id="listener-') == LISTENERS_SHOWN
-    assert "and 6 more listening" in stage
+    assert f"{LISTENERS_SHOWN + 6} listening" in stage.split("<ul>")[0]  # before the avatars
+    assert "and 6 more" in stage.split("</ul>")[1]
     assert 'data-user-id="gone"' not in stage and 'data-user-id="speaker"' not in stage
     few = room_parts_context(room_state(room))
     assert few["listeners_count"] == LISTENERS_SHOWN + 6

@@ -28,7 +28,7 @@ from tests.servers import LiveServer, free_port
 pytestmark = pytest.mark.browser
 
 PARENT_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Integrator</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>Integrator</title></head>
 <body style="margin:0"><h1>An integrator's page</h1>
 <div id="room" style="width: 900px; height: 640px"></div></body></html>
 """

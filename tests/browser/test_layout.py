@@ -1,6 +1,6 @@
 """The room at a phone's size and in a narrow embed (issue 13, phone layout): nothing past
-the right edge, seat names under 20 characters whole, the bottom bar on one line at 760 px
-and on screen, without scrolling, on a phone."""
+the right edge, seat names under 20 characters whole, a row of seats on one line, the bottom
+bar on one line at 760 px and on screen, without scrolling, on a phone."""
 
 from __future__ import annotations
 
@@ -62,3 +62,10 @@ def test_the_room_fits(server: LiveServer, new_page, size: tuple[int, int]) -> N
     tops = {round(b.bounding_box()["y"]) for b in bar.locator("button:visible").all()}
     if size[0] >= 700:
         assert len(tops) == 1, tops  # one line
+    # A row of the stage is one line, the host's tools on each speaker's seat included (on a
+    # phone they made each seat 90 px wide and pushed the fourth seat onto a line of its own).
+    seat_tops = host.evaluate(
+        """() => [...document.querySelector("#seats .seat-row").children]
+          .map((cell) => Math.round(cell.getBoundingClientRect().top))"""
+    )
+    assert len(set(seat_tops)) == 1, seat_tops
