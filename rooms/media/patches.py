@@ -18,6 +18,8 @@ Process-wide (installed once; each `install_*` is idempotent):
   socket on each wake-up).
 
 Per object:
+- `use_worker_certificate`: aiortc `RTCPeerConnection.__certificates` (one DTLS certificate
+  per process, not one per peer);
 - `replace_jitter_buffer`: aiortc `RTCRtpReceiver.__jitter_buffer` (raw Opus to our playout);
 - `SenderInternals`: aiortc `RTCRtpSender`'s `_run_rtp` / `_run_rtcp` loops and the private
   counters its RTCP reports read (the direct send path of `outbound.py`).
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import importlib.metadata
 import logging
 import random
@@ -43,7 +46,13 @@ import aioice
 import aioice.ice
 import aioice.stun
 import aiortc.rtp
-from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    RTCCertificate,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 
 from .ice import LOOPBACK, is_loopback
 from .levels import frame_dbov
@@ -328,6 +337,29 @@ def _read_ready(self: Any) -> None:  # asyncio's own, in a loop
 # "no frame", leaves aiortc's decoder thread without work (see `receiver_tap.py`).
 
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+
+
+# -- aiortc: one DTLS certificate per process -----------------------------------------------
+# aiortc makes a key pair and a self-signed certificate for every RTCPeerConnection. A
+# browser checks only that the DTLS certificate matches the fingerprint in the answer, so
+# every peer of a worker can show the same one (what Janus and LiveKit do); it is made again
+# a day before it expires (aiortc's are valid for 30 days).
+
+_worker_certificate: RTCCertificate | None = None
+CERTIFICATE_RENEW_BEFORE = datetime.timedelta(days=1)
+
+
+def worker_certificate() -> RTCCertificate:
+    global _worker_certificate
+    now = datetime.datetime.now(datetime.UTC)
+    if _worker_certificate is None or _worker_certificate.expires - now < CERTIFICATE_RENEW_BEFORE:
+        _worker_certificate = RTCCertificate.generateCertificate()
+    return _worker_certificate
+
+
+def use_worker_certificate(pc: RTCPeerConnection) -> None:
+    """Before the first offer or answer: `pc` shows this process's certificate."""
+    pc._RTCPeerConnection__certificates = [worker_certificate()]  # type: ignore[attr-defined]
 
 
 def jitter_buffer(receiver: RTCRtpReceiver) -> Any:

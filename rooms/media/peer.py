@@ -21,7 +21,7 @@ from .errors import MediaError
 from .ice import rtc_configuration
 from .mixer import RoomMixer
 from .outbound import MixedAudioTrack, use_direct_send
-from .patches import install_peer_fixes
+from .patches import install_peer_fixes, use_worker_certificate
 from .playout import PlayoutBuffer
 from .receiver_tap import tap_receiver
 from .sei import SenderClock
@@ -77,6 +77,7 @@ class MediaPeer:
         self._connect_timeout = connect_timeout
         self._on_closed = on_closed
         self._pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        use_worker_certificate(self._pc)
         self._pc.on("connectionstatechange", self._on_connection_state)
         self._track: MixedAudioTrack | None = None
         self._connected = asyncio.Event()

@@ -1,15 +1,28 @@
-"""MediaPeer's life: refusing bad offers, timing out, closing without leaks."""
+"""MediaPeer's life: refusing bad offers, timing out, closing without leaks, one certificate."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 
 import pytest
-from aiortc import RTCPeerConnection
-from media_helpers import A_TONE, Room, decoder_threads, media_tasks, wait_for_no_leaks
+from aiortc import RTCCertificate, RTCPeerConnection
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from media_helpers import (
+    A_TONE,
+    TONES,
+    Room,
+    decoder_threads,
+    media_tasks,
+    wait_for_no_leaks,
+    wait_until,
+)
 
 from bench.bot import Bot, connect_in_process
-from rooms.media import MediaError, MediaPeer, RoomMixer, outbound, rtc_configuration
+from rooms.media import MediaError, MediaPeer, RoomMixer, outbound, patches, rtc_configuration
+from rooms.media.patches import worker_certificate
 
 
 async def video_only_offer() -> str:
@@ -140,3 +153,40 @@ async def test_sender_reports_carry_what_the_direct_wire_sent(room: Room, monkey
     for said, sent in counts:
         # The wire's own counts, kept every 10 packets: a report is never ahead of it.
         assert said == 0 or sent - 50 <= said <= sent, counts
+
+
+def fingerprint(sdp: str) -> str:
+    return next(line for line in sdp.splitlines() if line.startswith("a=fingerprint:"))
+
+
+@pytest.mark.asyncio
+async def test_every_peer_shows_the_workers_one_certificate(room: Room) -> None:
+    """No key pair and certificate made per peer: DTLS completes for each with the
+    process's one certificate (its fingerprint in every answer), and the mix flows."""
+    await room.join("A", A_TONE, audible=True)
+    listener = await room.join("B", None, audible=False)
+    await room.wait_connected()
+    answers = [bot.pc.remoteDescription.sdp for bot in room.bots.values()]
+    assert fingerprint(answers[0]) == fingerprint(answers[1])
+    assert fingerprint(answers[0]).endswith(worker_certificate().getFingerprints()[0].value)
+    await wait_until(lambda: listener.hears(TONES) == {A_TONE}, timeout=10)
+
+
+def test_the_workers_certificate_is_made_again_before_it_expires(monkeypatch) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "expiring")])
+    now = datetime.datetime.now(datetime.UTC)
+    expiring = RTCCertificate(
+        key=key,
+        cert=x509.CertificateBuilder(subject_name=name, issuer_name=name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=29))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .sign(key, hashes.SHA256()),
+    )
+    monkeypatch.setattr(patches, "_worker_certificate", expiring)
+    renewed = worker_certificate()
+    assert renewed is not expiring
+    assert renewed.expires - now > datetime.timedelta(days=20)
+    assert worker_certificate() is renewed  # kept until its own last day
