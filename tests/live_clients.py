@@ -21,6 +21,7 @@ from websockets.typing import Origin
 
 from rooms.models import App
 from rooms.tokens import token_mint
+from tests.room_frames import with_members
 from tests.servers import LiveServer, manage, query
 
 DEMO_APP, DEMO_ROOM = 1234567, "demo"
@@ -102,7 +103,9 @@ class LiveClient:
                 if not isinstance(text, str) or not text.startswith("{"):
                     continue  # HTML for htmx
                 frame = json.loads(text)
-                if "state" in frame:
+                if frame["type"] == "room.update":
+                    frame["state"] = with_members(self.state or None, frame)
+                if frame["type"] in ("room.update", "room.joined"):
                     self.state = frame["state"]
                 if predicate(frame):
                     return frame
@@ -110,7 +113,12 @@ class LiveClient:
     async def wait_state(self, predicate: Callable[[dict], bool], timeout: float = 10) -> dict:
         if self.state and predicate(self.state):
             return self.state
-        await self.wait_for(lambda frame: "state" in frame and predicate(frame["state"]), timeout)
+        await self.wait_for(
+            lambda frame: (
+                frame["type"] in ("room.update", "room.joined") and predicate(frame["state"])
+            ),
+            timeout,
+        )
         return self.state
 
     async def request(self, action: str, **args: object) -> dict:

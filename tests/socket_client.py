@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from liveaudio.asgi import application
 from rooms.models import Room
 from rooms.tokens import token_mint
+from tests.room_frames import with_members
 
 ORIGIN = (b"origin", b"http://localhost")
 # What every test of the real consumer needs: an event loop, a database that other threads
@@ -55,8 +56,10 @@ class Participant:
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
-        self.json: list[dict] = []
+        self.json: list[dict] = []  # room.update frames with their whole state (with_members)
         self.html: list[str] = []
+        self.raw: list[str] = []  # the JSON frames as sent
+        self.state: dict | None = None  # the newest state, as the page has it
         self.closed_code: int | None = None
         self._html_cursor = 0  # HTML frames before this one were already matched
 
@@ -119,7 +122,8 @@ class Participant:
                     raise AssertionError(f"socket closed ({self.closed_code}) before {fragment!r}")
                 text = output.get("text", "")
                 if text.startswith("{"):
-                    self.json.append(json.loads(text))
+                    self.raw.append(text)
+                    self._keep(json.loads(text))
                 else:
                     self.html.append(text)
                     if fragment in text:
@@ -140,10 +144,17 @@ class Participant:
                 return {"type": "__closed__", "code": self.closed_code}
             text = output.get("text", "")
             if text.startswith("{"):
-                frame = json.loads(text)
-                self.json.append(frame)
-                return frame
+                self.raw.append(text)
+                return self._keep(json.loads(text))
             self.html.append(text)
+
+    def _keep(self, frame: dict) -> dict:
+        if frame.get("type") == "room.update":
+            frame["state"] = with_members(self.state, frame)
+        if frame.get("type") in ("room.update", "room.joined"):
+            self.state = frame["state"]
+        self.json.append(frame)
+        return frame
 
     async def nothing_more(self, timeout: float = 0.3) -> bool:
         return await self.communicator.receive_nothing(timeout=timeout)

@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rooms.rtc import audible_user_ids
 from rooms.selectors import RoomState
@@ -32,19 +32,60 @@ log = logging.getLogger(__name__)
 UPDATE_INTERVAL = 0.1
 
 
+MemberIndex = dict[str, str]  # user ID -> that member as JSON
+
+
+def member_index(members: list[dict]) -> MemberIndex:
+    return {m["user_id"]: json.dumps(m) for m in members}
+
+
 @dataclass(frozen=True)
 class RoomUpdate:
-    """A room's state as one ``room.update`` message brought it, parsed once per process."""
+    """A room's state as one ``room.update`` message brought it, parsed once per process.
+
+    The page gets the state without its member list and the members as changes to the list
+    it has (``members_delta``): a join costs every socket the same bytes whether the room has
+    10 members or 10,000. What is derived here is derived once per process, not per socket.
+    """
 
     state_json: str
     html: str  # the shared parts, rendered for the default view
     data: dict  # state_json parsed
     state: RoomState
     audible: frozenset[str]
+    _deltas: dict[int, tuple[MemberIndex, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def revision(self) -> int:
         return self.state.revision
+
+    @functools.cached_property
+    def shared_json(self) -> str:
+        """The state as everyone may see it, without ``members``."""
+        return json.dumps({k: v for k, v in self.data.items() if k != "members"})
+
+    @functools.cached_property
+    def members(self) -> MemberIndex:
+        return member_index(self.data["members"])
+
+    def members_delta(self, since: int, shown: MemberIndex) -> str:
+        """The changes from ``shown`` (the members of the state at revision ``since``) to
+        these, as JSON: ``{since, changed: [member], left: [userID]}``. The sockets of a
+        process that showed the same update share its index, and so the work: O(changes)
+        a socket, O(members) once."""
+        cached = self._deltas.get(id(shown))
+        if cached is not None and cached[0] is shown:
+            return cached[1]
+        now = self.members
+        changed = [m for user_id, m in now.items() if shown.get(user_id) != m]
+        left = [user_id for user_id in shown if user_id not in now]
+        delta = (
+            f'{{"since": {since}, "changed": [{", ".join(changed)}], "left": {json.dumps(left)}}}'
+        )
+        self._deltas[id(shown)] = (shown, delta)
+        return delta
 
 
 Present = Callable[[RoomUpdate | None, list[dict]], Awaitable[None]]

@@ -5,6 +5,11 @@ changes them (texts, avatars, hidden users) gets them rendered for its view, onc
 for each such view. The user's own parts (bottom bar, the host's queue, an invitation prompt)
 are rendered only when they change. The JSON state is the one everyone gets, unless this user
 may not see all of it (others' requests and invitations).
+
+The welcome carries the whole state; every ``room.update`` after it carries the state without
+its member list and ``members``: the changes from the list this page was last sent
+(``{since, changed, left}``, ``since`` the revision of the state it was in). A join then costs
+each socket the joiner's row, whatever the room's size.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 
 from rooms import rendering
-from rooms.realtime.outbox import RoomUpdate
+from rooms.realtime.outbox import MemberIndex, RoomUpdate, member_index
 from rooms.selectors import MessageState, RoomState
 
 
@@ -25,14 +30,18 @@ class SocketView:
             json.dumps(parts, sort_keys=True) if parts != rendering.DEFAULT_PARTS_VIEW else None
         )
         self._personal: dict | None = None
-        self.state_json = "null"  # the state this page shows, as sent
+        self.state_json = "null"  # the state this page shows, as sent, without its members
+        self._members: MemberIndex = {}  # the members this page shows
+        self._revision = -1  # the revision of the state they came with
 
     def welcome(self, state: RoomState, messages: list[MessageState]) -> list[str]:
         seen = state.seen_by(self.user_id)
         data = seen.as_json()
         data["media"]["canControl"] = state.can_control_media(self.user_id)
         data["roomProperties"]["canWrite"] = state.can_write_properties(self.user_id)
-        self.state_json = json.dumps(data)
+        welcome_json = json.dumps(data)
+        self.state_json = json.dumps({k: v for k, v in data.items() if k != "members"})
+        self._members, self._revision = member_index(data["members"]), state.revision
         self._personal = None
         parts = json.loads(self._parts_json) if self._parts_json else None
         html = (
@@ -44,7 +53,7 @@ class SocketView:
             {"userID": self.user_id, "messages": [rendering.message_json(m) for m in messages]}
         )
         # The state spliced in as serialised above, like an update's.
-        return [html, f'{{"type": "room.joined", "state": {self.state_json}, {rest[1:]}']
+        return [html, f'{{"type": "room.joined", "state": {welcome_json}, {rest[1:]}']
 
     def update(self, update: RoomUpdate, events: list[dict]) -> list[str]:
         seen = update.state.seen_by(self.user_id)
@@ -60,19 +69,26 @@ class SocketView:
             and can_control == update.data["media"]["canControl"]
             and can_write == shared_access.get("canWrite")
         ):
-            self.state_json = update.state_json
+            self.state_json = update.shared_json
         else:  # this user's own view of the state: encoded for this socket alone
             data = seen.json_over(update.data)
+            del data["members"]  # (a copy's key: the shared data keeps its own)
             data["media"] = {**update.data["media"], "canControl": can_control}
             data["roomProperties"] = {**shared_access, "canWrite": can_write}
             self.state_json = json.dumps(data)
-        return [html, self.events(events)]
+        members = update.members_delta(self._revision, self._members)
+        self._members, self._revision = update.members, update.revision
+        return [html, self._frame(events, members)]
 
     def events(self, events: list[dict]) -> str:
         """A ``room.update`` frame with the state the page shows and these events."""
-        # Spliced rather than re-encoded: the state is most of the frame.
+        return self._frame(events, f'{{"since": {self._revision}, "changed": [], "left": []}}')
+
+    def _frame(self, events: list[dict], members: str) -> str:
+        # Spliced rather than re-encoded: the state was encoded once for the process.
         return (
-            f'{{"type": "room.update", "state": {self.state_json}, "events": {json.dumps(events)}}}'
+            f'{{"type": "room.update", "state": {self.state_json}, "members": {members}, '
+            f'"events": {json.dumps(events)}}}'
         )
 
     def _personal_html_if_changed(self, seen: RoomState, full: RoomState) -> str:

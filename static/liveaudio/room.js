@@ -111,6 +111,21 @@ function settle(frame) {
   else waiter.reject(Object.assign(new Error(frame.message), { code: frame.code }));
 }
 
+// A room.update brings the state without its member list, and the members as changes to the
+// list this page has (`since`: the revision of the state they apply to): every listener of
+// liveaudio:event, and liveaudio.state, get the whole state as before.
+function withMembers(shown, { state, members: { since, changed, left } }) {
+  if (shown && since !== shown.revision) console.warn("members: changes since", since, shown.revision);
+  const gone = new Set(left);
+  const fresh = new Map(changed.map((m) => [m.user_id, m]));
+  const members = (shown?.members ?? []).filter((m) => !gone.has(m.user_id)).map((m) => {
+    const now = fresh.get(m.user_id);
+    fresh.delete(m.user_id);
+    return now ?? m;
+  });
+  return { ...state, members: [...members, ...fresh.values()] };
+}
+
 function handleJSON(frame) {
   if (frame.type === "levels") {
     liveaudio.levels = frame.levels;
@@ -134,6 +149,7 @@ function handleJSON(frame) {
       liveaudio.messages = frame.messages;
     // falls through: the welcome carries the state too
     case "room.update":
+      if (frame.members) frame.state = withMembers(liveaudio.state, frame);
       liveaudio.state = frame.state;
       for (const event of frame.events ?? []) announce(event);
       room?.classList.toggle("is-host", hasHostPermissions(frame.state));
