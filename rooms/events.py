@@ -125,14 +125,12 @@ def _send_room_update(room_pk: int, events: list[dict]) -> None:
 
 
 def room_update_parts(room: Room) -> dict[str, str]:
-    """The room as it is now, for a ``room.update``: its shared HTML and its state."""
+    """The room as it is now, for a ``room.update``: its state. Each process renders the
+    parts its sockets need from it (``rendering.room_fragments_for``), once."""
     state = room_state(room)
-    return {
-        "html": plain(rendering.room_parts_html(state)),
-        # Serialised once here: a string is cheap for the channel layer to copy or pack for
-        # every socket of the room, and most sockets pass it on to their client unchanged.
-        "state_json": json.dumps(state.as_json()),
-    }
+    # Serialised once here: a string is cheap for the channel layer to copy or pack for every
+    # socket of the room.
+    return {"state_json": json.dumps(state.as_json())}
 
 
 def _send_message(message_pk: int) -> None:

@@ -43,6 +43,66 @@ def room_parts_html(
     )
 
 
+class Fragment:
+    """One part of the shared HTML, swapped on its own: ``key`` is what it shows (equal keys,
+    equal HTML), so a socket sends it only when its key differs from the one it sent last.
+    Rendered when first asked for, once."""
+
+    def __init__(self, key: object, template: str | None, context: dict) -> None:
+        self.key = key
+        self._template, self._context = template, context
+
+    @functools.cached_property
+    def html(self) -> str:
+        if self._template is None:
+            return ""
+        return render_to_string(f"rooms/partials/{self._template}.html", self._context)
+
+
+def room_fragments(state: RoomState, *, parts: dict[str, Any] | None = None) -> dict[str, Fragment]:
+    """The shared parts as fragments: the stage, the member list, their counts, the topic.
+    A join into a big room changes only the counts: its update is a few hundred bytes,
+    whatever the room's size (issue 14)."""
+    context = room_parts_context(state, oob=True, parts=parts)
+    shown = tuple(context["listeners_shown"])
+    keys = {
+        "seats": (
+            tuple(tuple(row) for row in state.rows),
+            shown,
+            bool(context["listeners_count"]),
+            bool(context["listeners_more"]),
+        ),
+        "listeners_count": context["listeners_count"],
+        "listeners_more": context["listeners_more"],
+        "members": (tuple(context["members_shown"]), bool(context["members_more"])),
+        "members_count": context["members_count"],
+        "members_more": context["members_more"],
+        "topic": state.topic,
+    }
+    templates = {
+        "seats": "seats_part",
+        "listeners_count": "listeners_count",
+        "listeners_more": "listeners_more",
+        "members": "members_part",
+        "members_count": "members_count",
+        "members_more": "members_more",
+        "topic": "topic",
+    }
+    # No "and N more" line: its part (whose key changes with it) leaves it out.
+    absent = {name for name in keys if name.endswith("_more") and not keys[name]}
+    return {
+        name: Fragment(key, None if name in absent else templates[name], context)
+        for name, key in keys.items()
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def room_fragments_for(state_json: str, parts_json: str | None) -> dict[str, Fragment]:
+    """``room_fragments`` once per state and view for all the sockets of this process."""
+    state = RoomState.from_json(json.loads(state_json))
+    return room_fragments(state, parts=json.loads(parts_json) if parts_json else None)
+
+
 def room_parts_context(
     state: RoomState, *, oob: bool = False, parts: dict[str, Any] | None = None
 ) -> dict:
@@ -80,14 +140,6 @@ def parts_view(config: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_PARTS_VIEW = parts_view(DEFAULT_CONFIG)
-
-
-@functools.lru_cache(maxsize=32)
-def room_parts_html_for(state_json: str, parts_json: str) -> str:
-    """The shared parts under a config's own ``parts_view``: rendered once per state and view
-    for all the sockets of this process that share that view."""
-    state = RoomState.from_json(json.loads(state_json))
-    return room_parts_html(state, parts=json.loads(parts_json))
 
 
 def page_context(config: dict[str, Any], *, room: Room) -> dict[str, Any]:

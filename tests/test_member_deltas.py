@@ -1,6 +1,7 @@
-"""A room update carries the member list as changes (issue 14, point 5): a join costs every
-socket the same bytes whether the room has 100 members or 1,000, and the page's list, with
-the changes applied, is the room's list, as a new joiner's welcome shows it."""
+"""A room update carries the member list as changes and only the parts of the page that
+changed (issue 14, point 5): a join costs every socket the same few bytes whether the room
+has 100 members or 1,000, and the page's list, with the changes applied, is the room's list,
+as a new joiner's welcome shows it."""
 
 from __future__ import annotations
 
@@ -30,11 +31,16 @@ def room_with_audience(room_id: str, count: int) -> Room:
 async def bytes_of_a_join(room: Room) -> tuple[int, dict]:
     """What a watcher's socket is sent when one more user joins: bytes, and the update as
     sent (its state without the member list, its ``members`` changes)."""
+    members = await db(lambda: list(room.members.all()))()
     watcher = await Participant.join(room, "watcher")
     sent = len(watcher.raw), len(watcher.html)
     joiner = await Participant.join(room, "joiner", user_name="Jo")
     await watcher.wait_for(update_with("onUserJoined", userID="joiner"))
     size = sum(map(len, watcher.raw[sent[0] :])) + sum(map(len, watcher.html[sent[1] :]))
+    # What changed on the page: the counts, each swapped in by its id.
+    html = "".join(watcher.html[sent[1] :])
+    assert f'id="members-count" class="count" hx-swap-oob="true">{len(members) + 2}<' in html
+    assert f'hx-swap-oob="true">{len(members) + 2} listening<' in html
     joined = update_with("onUserJoined", userID="joiner")
     update = next(f for f in map(json.loads, watcher.raw[sent[0] :]) if joined(f))
     await joiner.leave()
@@ -47,6 +53,8 @@ async def test_a_join_costs_the_same_bytes_in_a_room_ten_times_bigger() -> None:
     big, _ = await bytes_of_a_join(await room_with_audience("thousand", 1000))
     # The same rows and parts; only counts ("and 976 more") have a digit more.
     assert abs(big - small) < 100, (small, big)
+    # Two updates (the watcher's own join, then Jo's): states without members, the counts.
+    assert small < 5_000, small  # was 136 KB (and 435 KB at 1,000)
     assert "members" not in update["state"]
     assert [m["user_id"] for m in update["members"]["changed"]] == ["joiner"]
     assert update["members"]["left"] == []

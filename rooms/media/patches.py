@@ -25,7 +25,8 @@ Per object:
   counters its RTCP reports read (the direct send path of `outbound.py`).
 
 `outbound.RtpWire` also *reads* aiortc's private transport state on its 20 ms path
-(`RTCDtlsTransport._state`, `._tx_srtp`, the ICE connection's `_nominated` pair) without
+(`RTCDtlsTransport._state`, `._tx_srtp`, the ICE connection's `_nominated` pair, and the
+asyncio datagram transport's `_sock` that `outbound.fan_out` sends on directly) without
 changing it; the version check covers those reads too.
 """
 

@@ -49,7 +49,6 @@ class RoomUpdate:
     """
 
     state_json: str
-    html: str  # the shared parts, rendered for the default view
     data: dict  # state_json parsed
     state: RoomState
     audible: frozenset[str]
@@ -112,10 +111,8 @@ class Outbox:
         self.revision = max(self.revision, revision)
 
     def room_update(self, message: dict) -> None:
-        """A ``room.update`` from the channel layer: ``state_json``, ``html``, ``events``."""
-        self._queue.append(
-            (parse_update(message["state_json"], message["html"]), message["events"])
-        )
+        """A ``room.update`` from the channel layer: ``state_json``, ``events``."""
+        self._queue.append((parse_update(message["state_json"]), message["events"]))
         self._schedule()
 
     def notice(self, events: list[dict]) -> None:
@@ -173,13 +170,13 @@ class Outbox:
 
 
 @functools.lru_cache(maxsize=8)
-def parse_update(state_json: str, html: str) -> RoomUpdate:
+def parse_update(state_json: str) -> RoomUpdate:
     """Every socket of a room gets the same ``state_json`` (the same string object, in
     memory), and a join in a room of N sockets would otherwise parse the whole state N
     times. The result is shared: read-only."""
     data = json.loads(state_json)
     state = RoomState.from_json(data)
-    return RoomUpdate(state_json, html, data, state, frozenset(audible_user_ids(state)))
+    return RoomUpdate(state_json, data, state, frozenset(audible_user_ids(state)))
 
 
 def addressed_to(event: dict, state: RoomState, user_id: str) -> bool:

@@ -1,8 +1,9 @@
 """One socket's view of the room: the frames its page gets for a state and its events.
 
-The shared parts (seat grid, member list) come rendered with each update; a config that
-changes them (texts, avatars, hidden users) gets them rendered for its view, once per process
-for each such view. The user's own parts (bottom bar, the host's queue, an invitation prompt)
+The shared parts (the stage, the member list, their counts, the topic) are rendered once per
+process for each update and view (a config's own texts, avatars, hidden users), as fragments;
+a socket sends only those that show something else than what it sent last: a join into a big
+room sends the counts. The user's own parts (bottom bar, the host's queue, an invitation prompt)
 are rendered only when they change. The JSON state is the one everyone gets, unless this user
 may not see all of it (others' requests and invitations).
 
@@ -31,6 +32,8 @@ class SocketView:
         )
         self._personal: dict | None = None
         self.state_json = "null"  # the state this page shows, as sent, without its members
+        self._parts = json.loads(self._parts_json) if self._parts_json else None
+        self._shown: dict[str, object] = {}  # the key of each fragment this page shows
         self._members: MemberIndex = {}  # the members this page shows
         self._revision = -1  # the revision of the state they came with
 
@@ -43,9 +46,10 @@ class SocketView:
         self.state_json = json.dumps({k: v for k, v in data.items() if k != "members"})
         self._members, self._revision = member_index(data["members"]), state.revision
         self._personal = None
-        parts = json.loads(self._parts_json) if self._parts_json else None
+        fragments = rendering.room_fragments(seen, parts=self._parts)
+        self._shown = {name: fragment.key for name, fragment in fragments.items()}
         html = (
-            rendering.room_parts_html(seen, parts=parts)
+            rendering.room_parts_html(seen, parts=self._parts)
             + self._personal_html_if_changed(seen, state)
             + rendering.chat_html(messages)
         )
@@ -57,10 +61,10 @@ class SocketView:
 
     def update(self, update: RoomUpdate, events: list[dict]) -> list[str]:
         seen = update.state.seen_by(self.user_id)
-        shared = update.html
-        if self._parts_json is not None:
-            shared = rendering.room_parts_html_for(update.state_json, self._parts_json)
-        html = shared + self._personal_html_if_changed(seen, update.state)
+        fragments = rendering.room_fragments_for(update.state_json, self._parts_json)
+        changed = [f for name, f in fragments.items() if self._shown.get(name, f) != f.key]
+        self._shown = {name: fragment.key for name, fragment in fragments.items()}
+        html = "".join(f.html for f in changed) + self._personal_html_if_changed(seen, update.state)
         can_control = update.state.can_control_media(self.user_id)
         can_write = update.state.can_write_properties(self.user_id)
         shared_access = update.data.get("roomProperties") or {}
@@ -78,7 +82,7 @@ class SocketView:
             self.state_json = json.dumps(data)
         members = update.members_delta(self._revision, self._members)
         self._members, self._revision = update.members, update.revision
-        return [html, self._frame(events, members)]
+        return [html, self._frame(events, members)] if html else [self._frame(events, members)]
 
     def events(self, events: list[dict]) -> str:
         """A ``room.update`` frame with the state the page shows and these events."""
