@@ -59,6 +59,7 @@ class BotSpec:
     tone: float | None = None
     bursts: bool = False
     probe: tuple[float, ...] = ()
+    thin: bool = False  # count RTP headers without unprotecting (bench.bot.Bot(thin=True))
 
 
 def worker_main(conn: Connection, server: str, app_id: int, room: str) -> None:
@@ -82,6 +83,7 @@ async def _worker(conn: Connection, server: str, app_id: int, room: str) -> None
             decode=False,
             bursts=spec.bursts,
             probe_frequencies=spec.probe,
+            thin=spec.thin,
         )
         try:
             channel, times = await join_over_websocket(
@@ -413,7 +415,12 @@ def run(args: argparse.Namespace, server: str) -> list[Window]:
         joined = 0
         for step in steps:
             specs = [
-                BotSpec(u, tokens[u], probe=(TONES[0],) if i < args.probes else ())
+                BotSpec(
+                    u,
+                    tokens[u],
+                    probe=(TONES[0],) if i < args.probes else (),
+                    thin=args.thin and i >= args.probes,
+                )
                 for i, u in enumerate(listeners[joined:step], start=joined)
             ]
             if specs:
@@ -524,6 +531,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--concurrency", type=int, default=8, help="joins at once per worker")
     parser.add_argument("--probes", type=int, default=2, help="listeners that decode")
+    parser.add_argument(
+        "--thin", action="store_true", help="the other listeners are thin bots (bench.bot)"
+    )
     parser.add_argument(
         "--server-cpus",
         type=_cpus,
