@@ -124,13 +124,13 @@ def _send_room_update(room_pk: int, events: list[dict]) -> None:
     _group_send(room_group(room_pk), payload)
 
 
-def room_update_parts(room: Room) -> dict[str, str]:
+def room_update_parts(room: Room) -> dict[str, int | str]:
     """The room as it is now, for a ``room.update``: its state. Each process renders the
     parts its sockets need from it (``rendering.room_fragments_for``), once."""
     state = room_state(room)
     # Serialised once here: a string is cheap for the channel layer to copy or pack for every
     # socket of the room.
-    return {"state_json": json.dumps(state.as_json())}
+    return {"revision": state.revision, "state_json": json.dumps(state.as_json())}
 
 
 def _send_message(message_pk: int) -> None:

@@ -98,7 +98,10 @@ class Outbox:
         self.revision = -1
         self._present = present
         self._interval = interval
-        self._queue: list[tuple[RoomUpdate | None, list[dict]]] = []
+        # (revision, state_json) of an update, or None for a notice; with its events. The
+        # state is parsed when it is shown, not when it arrives: after a join storm a socket
+        # holds hundreds of updates and shows only the newest of them.
+        self._queue: list[tuple[tuple[int, str] | None, list[dict]]] = []
         self._flush: asyncio.Task[None] | None = None
         self._sent_at = float("-inf")
 
@@ -111,8 +114,8 @@ class Outbox:
         self.revision = max(self.revision, revision)
 
     def room_update(self, message: dict) -> None:
-        """A ``room.update`` from the channel layer: ``state_json``, ``events``."""
-        self._queue.append((parse_update(message["state_json"]), message["events"]))
+        """A ``room.update`` from the channel layer: ``revision``, ``state_json``, ``events``."""
+        self._queue.append(((message["revision"], message["state_json"]), message["events"]))
         self._schedule()
 
     def notice(self, events: list[dict]) -> None:
@@ -150,21 +153,22 @@ class Outbox:
         finally:
             self._flush = None
 
-    async def _deliver(self, batch: list[tuple[RoomUpdate | None, list[dict]]]) -> None:
+    async def _deliver(self, batch: list[tuple[tuple[int, str] | None, list[dict]]]) -> None:
         events: list[dict] = []
-        newest: RoomUpdate | None = None
+        newest: tuple[int, str] | None = None
         for update, update_events in batch:
             if update is None:
                 events += update_events  # a notice: addressed by whoever sent it
                 continue
+            state = functools.partial(_state_of, update[1])
             events += [
-                _without_to(e) for e in update_events if addressed_to(e, update.state, self.user_id)
+                _without_to(e) for e in update_events if addressed_to(e, state, self.user_id)
             ]
-            if newest is None or update.revision >= newest.revision:
+            if newest is None or update[0] >= newest[0]:
                 newest = update
-        if newest is not None and newest.revision >= self.revision:
-            self.revision = newest.revision
-            await self._present(newest, events)
+        if newest is not None and newest[0] >= self.revision:
+            self.revision = newest[0]
+            await self._present(parse_update(newest[1]), events)
         elif events:
             await self._present(None, events)
 
@@ -179,13 +183,18 @@ def parse_update(state_json: str) -> RoomUpdate:
     return RoomUpdate(state_json, data, state, frozenset(audible_user_ids(state)))
 
 
-def addressed_to(event: dict, state: RoomState, user_id: str) -> bool:
-    """Whoever sent the event decided who receives it (``to``); no ``to`` means everyone."""
+def _state_of(state_json: str) -> RoomState:
+    return parse_update(state_json).state
+
+
+def addressed_to(event: dict, state: Callable[[], RoomState], user_id: str) -> bool:
+    """Whoever sent the event decided who receives it (``to``); no ``to`` means everyone.
+    ``state`` (the state the event came with) is read only for an event to the hosts."""
     to = event.get("to")
     if to is None:
         return True
     return user_id in to.get("users", ()) or (
-        to.get("hosts", False) and state.has_host_permissions(user_id)
+        to.get("hosts", False) and state().has_host_permissions(user_id)
     )
 
 
