@@ -276,3 +276,28 @@ async def test_a_room_update_is_one_string_shared_by_every_sockets_queue() -> No
     one, other = await layer.receive(first), await layer.receive(second)
     assert one["state_json"] is other["state_json"]
     assert "html" not in one
+
+
+async def test_room_updates_reach_a_socket_without_a_thread_hop_each(monkeypatch) -> None:
+    """Channels hops to a worker thread before each handler to close stale database
+    connections; a room update touches no database in the socket, and a join in a room of N
+    sockets sends N of them: the hop cost daphne 40 % for a minute after 500 joins."""
+    import channels.consumer
+
+    hops = 0
+    close = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        nonlocal hops
+        hops += 1
+        await close()
+
+    room = await make_room()
+    watcher = await Participant.join(room, "w")
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    for n in range(20):
+        await db(lambda n=n: room_changed(Room.objects.get(pk=room.pk), [{"type": "x", "n": n}]))()
+    await watcher.wait_for(lambda f: any(e.get("n") == 19 for e in f.get("events", [])))
+    assert hops == 0, hops
+    monkeypatch.undo()
+    await watcher.leave()
