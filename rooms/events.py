@@ -126,7 +126,7 @@ def _send_room_update(room_pk: int, events: list[dict]) -> None:
 
 def room_update_parts(room: Room) -> dict[str, int | str]:
     """The room as it is now, for a ``room.update``: its state. Each process renders the
-    parts its sockets need from it (``rendering.room_fragments_for``), once."""
+    parts its sockets need from it (``RoomUpdate.fragments``), once."""
     state = room_state(room)
     # Serialised once here: a string is cheap for the channel layer to copy or pack for every
     # socket of the room.

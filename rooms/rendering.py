@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -94,13 +93,6 @@ def room_fragments(state: RoomState, *, parts: dict[str, Any] | None = None) -> 
         name: Fragment(key, None if name in absent else templates[name], context)
         for name, key in keys.items()
     }
-
-
-@functools.lru_cache(maxsize=32)
-def room_fragments_for(state_json: str, parts_json: str | None) -> dict[str, Fragment]:
-    """``room_fragments`` once per state and view for all the sockets of this process."""
-    state = RoomState.from_json(json.loads(state_json))
-    return room_fragments(state, parts=json.loads(parts_json) if parts_json else None)
 
 
 def room_parts_context(

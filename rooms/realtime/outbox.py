@@ -24,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from rooms.rendering import Fragment, room_fragments
 from rooms.rtc import audible_user_ids
 from rooms.selectors import RoomState
 
@@ -55,6 +56,9 @@ class RoomUpdate:
     _deltas: dict[int, tuple[MemberIndex, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _fragments: dict[str | None, dict[str, Fragment]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def revision(self) -> int:
@@ -68,6 +72,15 @@ class RoomUpdate:
     @functools.cached_property
     def members(self) -> MemberIndex:
         return member_index(self.data["members"])
+
+    def fragments(self, parts_json: str | None) -> dict[str, Fragment]:
+        """The shared parts for a view (``None``: the default one), for every socket of the
+        process with that view."""
+        found = self._fragments.get(parts_json)
+        if found is None:
+            parts = json.loads(parts_json) if parts_json else None
+            found = self._fragments[parts_json] = room_fragments(self.state, parts=parts)
+        return found
 
     def members_delta(self, since: int, shown: MemberIndex) -> str:
         """The changes from ``shown`` (the members of the state at revision ``since``) to

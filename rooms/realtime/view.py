@@ -61,7 +61,7 @@ class SocketView:
 
     def update(self, update: RoomUpdate, events: list[dict]) -> list[str]:
         seen = update.state.seen_by(self.user_id)
-        fragments = rendering.room_fragments_for(update.state_json, self._parts_json)
+        fragments = update.fragments(self._parts_json)
         changed = [f for name, f in fragments.items() if self._shown.get(name, f) != f.key]
         self._shown = {name: fragment.key for name, fragment in fragments.items()}
         html = "".join(f.html for f in changed) + self._personal_html_if_changed(seen, update.state)
