@@ -40,6 +40,11 @@ def member_index(members: list[dict]) -> MemberIndex:
     return {m["user_id"]: json.dumps(m) for m in members}
 
 
+def without_members(data: dict) -> dict:
+    """A state's JSON as a ``room.update`` carries it: its members go as changes."""
+    return {key: value for key, value in data.items() if key != "members"}
+
+
 @dataclass(frozen=True)
 class RoomUpdate:
     """A room's state as one ``room.update`` message brought it, parsed once per process.
@@ -67,7 +72,7 @@ class RoomUpdate:
     @functools.cached_property
     def shared_json(self) -> str:
         """The state as everyone may see it, without ``members``."""
-        return json.dumps({k: v for k, v in self.data.items() if k != "members"})
+        return json.dumps(without_members(self.data))
 
     @functools.cached_property
     def members(self) -> MemberIndex:

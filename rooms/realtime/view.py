@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 from rooms import rendering
-from rooms.realtime.outbox import MemberIndex, RoomUpdate, member_index
+from rooms.realtime.outbox import MemberIndex, RoomUpdate, member_index, without_members
 from rooms.selectors import MessageState, RoomState
 
 
@@ -43,7 +43,7 @@ class SocketView:
         data["media"]["canControl"] = state.can_control_media(self.user_id)
         data["roomProperties"]["canWrite"] = state.can_write_properties(self.user_id)
         welcome_json = json.dumps(data)
-        self.state_json = json.dumps({k: v for k, v in data.items() if k != "members"})
+        self.state_json = json.dumps(without_members(data))
         self._members, self._revision = member_index(data["members"]), state.revision
         self._personal = None
         fragments = rendering.room_fragments(seen, parts=self._parts)
@@ -75,8 +75,7 @@ class SocketView:
         ):
             self.state_json = update.shared_json
         else:  # this user's own view of the state: encoded for this socket alone
-            data = seen.json_over(update.data)
-            del data["members"]  # (a copy's key: the shared data keeps its own)
+            data = without_members(seen.json_over(update.data))
             data["media"] = {**update.data["media"], "canControl": can_control}
             data["roomProperties"] = {**shared_access, "canWrite": can_write}
             self.state_json = json.dumps(data)
