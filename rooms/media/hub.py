@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
 
+from .feeds import Address
 from .mixer import RoomMixer
 from .peer import MediaPeer, validate_offer
 from .player import MEDIA_SOURCE_ID, MediaPlayer, PlaybackReport, PlaybackSpec
+from .relay import FeedReceiver, FeedsHook, RelayRoom
 from .sei import Sei, SeiRelease
 
 logger = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ RoomSeiHook = Callable[[Hashable, SeiRelease], None]
 
 @dataclass
 class RoomMedia:
-    mixer: RoomMixer
+    mixer: RoomMixer | RelayRoom  # a relay's rooms have no mixer of their own (relay.py)
     peers: dict[str, MediaPeer] = field(default_factory=dict)
     audible: frozenset[str] = frozenset()
     local_mutes: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -55,7 +58,16 @@ class MediaHub:
         on_peer_closed: PeerClosedHook | None = None,
         on_playback: RoomPlaybackHook | None = None,
         on_sei: RoomSeiHook | None = None,
+        relay: bool = False,
+        on_feeds: FeedsHook | None = None,
     ) -> None:
+        """`relay`: this hub holds listeners only, fed by their rooms' mixers in other hubs
+        (`relay.py`); `on_feeds(room, wanted)` then says which feeds a room needs now."""
+        self.relay = relay
+        self._on_feeds = on_feeds
+        # The relay tier's UDP ends (`open_feeds`): a relay's receiver, a mixer's sender.
+        self._feed_receiver: FeedReceiver | None = None
+        self._feed_socket: socket.socket | None = None
         self._ice_servers = list(ice_servers)
         self._on_sei = on_sei
         self._connect_timeout = connect_timeout
@@ -149,6 +161,10 @@ class MediaHub:
             await self.close_room(room)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._feed_receiver is not None and self._feed_receiver.transport is not None:
+            self._feed_receiver.transport.close()
+        if self._feed_socket is not None:
+            self._feed_socket.close()
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -177,6 +193,8 @@ class MediaHub:
     def set_playback(self, room: Hashable, spec: PlaybackSpec | None) -> None:
         """Play `spec` into the room (a new key starts a new playout; the same key only
         changes pause, repeat and volume), or with None stop it and free its decoder."""
+        if self.relay:
+            return  # the room's mixer plays it; a relay only forwards
         media = self._room(room) if spec is not None else self._rooms.get(room)
         if media is None:
             return
@@ -211,6 +229,60 @@ class MediaHub:
         if peer is not None:
             media.mixer.send_sei(sei.sender_id, sei, peer.clock.timestamp_at(capture_ms))
 
+    # -- the relay tier ----------------------------------------------------------------------
+
+    async def open_feeds(self, host: str = "127.0.0.1") -> Address:
+        """Open this hub's end of the feeds, on `host`, and return its address: where a
+        relay's mixers send, or where a mixer's feeds leave from."""
+        if self.relay:
+            if self._feed_receiver is None:
+                loop = asyncio.get_running_loop()
+                _, receiver = await loop.create_datagram_endpoint(
+                    FeedReceiver, local_addr=(host, 0)
+                )
+                self._feed_receiver = receiver
+            return self._feed_receiver.address
+        if self._feed_socket is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind((host, 0))
+            self._feed_socket = sock
+        host, port = self._feed_socket.getsockname()[:2]
+        return host, port
+
+    def ask_feeds(self, room: Hashable, address: Address, feeds: dict[int, frozenset[str]]) -> None:
+        """A relay at `address` wants these feeds of `room` (all it wants: see
+        `feeds.FeedSender.ask`); the room's mixer starts if it was not running."""
+        if self.relay or self._feed_socket is None:
+            return
+        media = self._room(room) if feeds else self._rooms.get(room)
+        if media is not None:
+            assert isinstance(media.mixer, RoomMixer)
+            media.mixer.ask_feeds(self._feed_socket, address, feeds)
+        for name in list(self._rooms):
+            self._drop_room_if_idle(name)  # rooms whose relays stopped asking
+
+    def allow_feeds_from(self, address: Address) -> None:
+        """A relay reads feeds only from its rooms' mixers' addresses."""
+        if self._feed_receiver is not None:
+            self._feed_receiver.allow(address)
+
+    def feed_wishes(self) -> dict[Hashable, dict[int, frozenset[str]]]:
+        """Every relay room's feeds, to ask its mixer for again (`feeds.FEED_REFRESH`)."""
+        return {
+            room: media.mixer.wanted()
+            for room, media in self._rooms.items()
+            if isinstance(media.mixer, RelayRoom)
+        }
+
+    def _feeds_changed(self, room: Hashable, wanted: dict[int, frozenset[str]]) -> None:
+        media = self._rooms.get(room)
+        if self._feed_receiver is not None and media is not None:
+            assert isinstance(media.mixer, RelayRoom)
+            self._feed_receiver.route(media.mixer)
+        if self._on_feeds is not None:
+            self._on_feeds(room, wanted)
+
     # -- speaking levels ---------------------------------------------------------------------
 
     def subscribe_levels(self, room: Hashable, listener: LevelsListener) -> Callable[[], None]:
@@ -232,7 +304,11 @@ class MediaHub:
 
     def mixer(self, room: Hashable) -> RoomMixer | None:
         media = self._rooms.get(room)
-        return media.mixer if media else None
+        return media.mixer if media and isinstance(media.mixer, RoomMixer) else None
+
+    def relay_room(self, room: Hashable) -> RelayRoom | None:
+        media = self._rooms.get(room)
+        return media.mixer if media and isinstance(media.mixer, RelayRoom) else None
 
     def room_media(self) -> Iterator[tuple[Hashable, RoomMedia]]:
         """Every room with peers, for read-only reporting (a snapshot: safe to iterate)."""
@@ -253,10 +329,14 @@ class MediaHub:
     def _room(self, room: Hashable) -> RoomMedia:
         media = self._rooms.get(room)
         if media is None:
-            mixer = RoomMixer(
-                on_levels=lambda levels: self._fan_out(room, levels),
-                on_sei=lambda release: self._release_sei(room, release),
-            )
+            mixer: RoomMixer | RelayRoom
+            if self.relay:
+                mixer = RelayRoom(room, self._feeds_changed)
+            else:
+                mixer = RoomMixer(
+                    on_levels=lambda levels: self._fan_out(room, levels),
+                    on_sei=lambda release: self._release_sei(room, release),
+                )
             media = RoomMedia(mixer=mixer)
             media.mixer.start()
             self._rooms[room] = media
@@ -291,9 +371,17 @@ class MediaHub:
 
     def _drop_room_if_idle(self, room: Hashable) -> None:
         media = self._rooms.get(room)
-        if media is not None and not media.peers and media.player is None:
-            del self._rooms[room]
-            self._spawn(media.mixer.stop())
+        if media is None or media.peers or media.player is not None:
+            return
+        if isinstance(media.mixer, RoomMixer) and media.mixer.feeds:
+            return  # a relay's listeners hear it
+        del self._rooms[room]
+        if isinstance(media.mixer, RelayRoom):
+            if self._feed_receiver is not None:
+                self._feed_receiver.forget(media.mixer)
+            if self._on_feeds is not None:
+                self._on_feeds(room, {})
+        self._spawn(media.mixer.stop())
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ import numpy as np
 from aiortc.utils import random32
 
 from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
+from .feeds import Feed, FeedSender
 from .levels import rms_level
 from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out
 from .player import MEDIA_SOURCE_ID
@@ -47,6 +49,7 @@ LATE_SECONDS = 0.005  # a tick starting this late counts as late
 RESYNC_TICKS = 5  # further behind than this: skip ahead instead of bursting
 LEVELS_EVERY_TICKS = 6  # ~8 level reports per second
 FANOUT_CHUNK = 50  # listeners sent to between two looks at the sockets
+FEED_EXPIRY_TICKS = 50  # how often feeds no relay renewed are dropped (once a second)
 FULL_SCALE = 32767.0
 LIMITER_KNEE = 0.7 * FULL_SCALE
 
@@ -84,6 +87,7 @@ class MixerStats:
 class _Mix:
     encoder: av.AudioCodecContext
     listeners: list[str]
+    feeds: list[Feed] = field(default_factory=list)  # relays that get this mix (relay.py)
 
 
 def soft_limit(mix: np.ndarray) -> np.ndarray:
@@ -133,6 +137,7 @@ class RoomMixer:
         self._level_peaks: dict[str, float] = {}
         self._tick_index = 0
         self._task: asyncio.Task[None] | None = None
+        self.feeds: FeedSender | None = None  # the relays' feeds, once one asks (ask_feeds)
 
     # -- membership and rules (called by the consumer) -------------------------
 
@@ -210,10 +215,20 @@ class RoomMixer:
         self._sei.setdefault(source, SeiQueue()).add(sei, timestamp)
         return True
 
+    def ask_feeds(
+        self, sock: socket.socket, address: tuple[str, int], feeds: dict[int, frozenset[str]]
+    ) -> None:
+        """A relay's wish list of this room's mixes (`relay.FeedSender.ask`), sent from `sock`."""
+        if self.feeds is None:
+            self.feeds = FeedSender(sock)
+        self.feeds.ask(address, feeds)
+
     def mix_key_for(self, pid: str) -> MixKey:
         """The audible sources `pid` hears: never itself, never what it muted."""
-        mutes = self._local_mutes.get(pid, frozenset())
-        heard = {s for s in self._audible if s in self._tracks and s != pid and s not in mutes}
+        return self._key_without(self._local_mutes.get(pid, frozenset()) | {pid})
+
+    def _key_without(self, mutes: frozenset[str]) -> MixKey:
+        heard = {s for s in self._audible if s in self._tracks and s not in mutes}
         if self._media is not None and MEDIA_SOURCE_ID not in mutes:
             heard.add(MEDIA_SOURCE_ID)
         return frozenset(heard)
@@ -291,13 +306,18 @@ class RoomMixer:
         if self._sei:
             self._release_sei(frames, (self.rtp_origin + pts) & RTP_MASK)
         self._update_levels(frames)
-        if self._groups_dirty:
+        feeds = self.feeds
+        if feeds is not None and not self._tick_index % FEED_EXPIRY_TICKS:
+            feeds.expire(time.monotonic())
+        if self._groups_dirty or (feeds is not None and feeds.changed):
             self._regroup()
         mixes = self._mixes.items()
         outgoing = [(mix, *self._encode_mix(key, mix, frames, pts)) for key, mix in mixes]
         budget = FANOUT_CHUNK  # listeners until the next pause
         for mix, packets, arrival in outgoing:
             for packet, payload in packets:
+                if mix.feeds and feeds is not None:  # the relays first: theirs is a longer way
+                    feeds.send(mix.feeds, (self.rtp_origin + pts) & RTP_MASK, payload)
                 listeners, start = mix.listeners, 0
                 while start < len(listeners):
                     chunk = listeners[start : start + budget]
@@ -353,11 +373,19 @@ class RoomMixer:
         groups: dict[MixKey, list[str]] = {}
         for pid in self._tracks:
             groups.setdefault(self.mix_key_for(pid), []).append(pid)
+        feeds: dict[MixKey, list[Feed]] = {}
+        if self.feeds is not None:
+            for feed in self.feeds.feeds():
+                key = self._key_without(feed.mutes)
+                feeds.setdefault(key, []).append(feed)
+                groups.setdefault(key, [])
+            self.feeds.changed = False
         old = self._mixes
         self._mixes = {
             key: _Mix(
                 encoder=old[key].encoder if key in old else new_opus_encoder(self._bitrate),
                 listeners=listeners,
+                feeds=feeds.get(key, []),
             )
             for key, listeners in groups.items()
         }

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from aiortc import RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
@@ -19,7 +20,6 @@ from aiortc.exceptions import InternalError, InvalidAccessError, OperationError
 
 from .errors import MediaError
 from .ice import rtc_configuration
-from .mixer import RoomMixer
 from .outbound import MixedAudioTrack, use_direct_send
 from .patches import install_peer_fixes, use_worker_certificate
 from .playout import PlayoutBuffer
@@ -30,6 +30,20 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 15.0
 _SDP_ERRORS = (ValueError, KeyError, IndexError, InternalError, InvalidAccessError, OperationError)
+
+
+class PeerMixer(Protocol):
+    """What a peer needs of its room's media: a `RoomMixer`, or a relay's `RelayRoom`."""
+
+    def new_track(self) -> MixedAudioTrack: ...
+
+    def add_participant(
+        self, pid: str, track: MixedAudioTrack | None = None
+    ) -> MixedAudioTrack: ...
+
+    def attach_source(self, pid: str, source: PlayoutBuffer) -> None: ...
+
+    def remove_participant(self, pid: str, *, track: MixedAudioTrack | None = None) -> None: ...
 
 
 def validate_offer(sdp: str, type: str) -> None:
@@ -61,7 +75,7 @@ class MediaPeer:
     def __init__(
         self,
         pid: str,
-        mixer: RoomMixer,
+        mixer: PeerMixer,
         *,
         ice_servers: Iterable[RTCIceServer] = (),
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
