@@ -114,12 +114,16 @@ _redis_url = os.environ.get("LIVEAUDIO_REDIS_URL", "")
 # (rooms/services/sender_rate.py), which all processes then share.
 LIVEAUDIO_REDIS_URL = _redis_url
 LIVEAUDIO_REDIS_PREFIX = os.environ.get("LIVEAUDIO_REDIS_PREFIX", "liveaudio")
+# Longer than channels-redis's blocking read of a channel (BZPOPMIN, 5 s): redis-py 8 reads
+# with a 5 s socket timeout by default, and a channel idle for 5 s then raised a
+# TimeoutError out of `receive` instead of going round again.
+REDIS_SOCKET_TIMEOUT = 10.0
 if _redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [_redis_url],
+                "hosts": [{"address": _redis_url, "socket_timeout": REDIS_SOCKET_TIMEOUT}],
                 "prefix": LIVEAUDIO_REDIS_PREFIX,
                 "capacity": CHANNEL_CAPACITY,
             },
