@@ -236,6 +236,10 @@ LIVEAUDIO_SDP_MAX_CHARS = 12_000  # within LIVEAUDIO_SOCKET_MAX_BYTES
 # The media plane (peers, mixers) runs in a worker process of its own; 0 runs it on a thread
 # of the server process instead (the in-process tests do, to inspect peers).
 LIVEAUDIO_MEDIA_PROCESS = os.environ.get("LIVEAUDIO_MEDIA_PROCESS", "1") == "1"
+# Scale-out: "shared" drives the deployment's media workers (`python -m rooms.media.node`,
+# mixers and relays on any host, met in LIVEAUDIO_REDIS_URL) instead of a worker of this
+# process's own, so a room's participants may reach any daphne process.
+LIVEAUDIO_MEDIA_WORKERS = os.environ.get("LIVEAUDIO_MEDIA_WORKERS", "own")
 # Benchmarks: /internal/media-stats/ answers (loopback callers only) when this is on.
 LIVEAUDIO_MEDIA_STATS = os.environ.get("LIVEAUDIO_MEDIA_STATS", "0") == "1"
 # Raised hands and invitations expire after this long.

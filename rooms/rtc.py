@@ -6,11 +6,15 @@ from __future__ import annotations
 from functools import cache
 
 from aiortc import RTCIceServer
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from rooms.media import MediaEngine, MediaFrontEnd
+from rooms.media.cluster import Registry
 from rooms.media.engine import DEFAULT_SWITCH_INTERVAL
 from rooms.media.patches import install_server_patches
+from rooms.media.remote import RemoteMedia
 from rooms.media.worker import MediaProcess, WorkerConfig
 from rooms.selectors import RoomState
 
@@ -23,12 +27,23 @@ def ice_servers() -> list[RTCIceServer]:
 def media_hub() -> MediaFrontEnd:
     """One media engine per server process, made on first use. Close it with `close()`.
 
-    By default its hub runs in a media worker process of its own (`MediaProcess`), so
+    With `LIVEAUDIO_MEDIA_WORKERS=shared` (scale-out) it drives the deployment's media
+    workers (`RemoteMedia`: mixers and relays of their own, found in Redis). Otherwise its
+    hub runs in a media worker process of its own (`MediaProcess`), so
     nothing daphne does delays the mixing clock, not even the GIL; with
     `LIVEAUDIO_MEDIA_PROCESS=0` it runs on a thread of this process (`MediaEngine`), where
     tests can inspect its peers directly. Either refuses to start (`UnsupportedVersion`)
     with an aiortc or aioice that `rooms.media.patches` was not written for.
     """
+    if settings.LIVEAUDIO_MEDIA_WORKERS == "shared":
+        if not settings.LIVEAUDIO_REDIS_URL:
+            raise ImproperlyConfigured("LIVEAUDIO_MEDIA_WORKERS=shared needs LIVEAUDIO_REDIS_URL")
+        return RemoteMedia(
+            Registry(settings.LIVEAUDIO_REDIS_URL, settings.LIVEAUDIO_REDIS_PREFIX),
+            get_channel_layer(),
+        )
+    if settings.LIVEAUDIO_MEDIA_WORKERS != "own":
+        raise ImproperlyConfigured("LIVEAUDIO_MEDIA_WORKERS is 'own' or 'shared'")
     if settings.LIVEAUDIO_MEDIA_PROCESS:
         return MediaProcess(
             WorkerConfig(
@@ -45,6 +60,12 @@ def media_hub() -> MediaFrontEnd:
             settings, "LIVEAUDIO_MEDIA_SWITCH_INTERVAL", DEFAULT_SWITCH_INTERVAL
         ),
     )
+
+
+def seated_user_ids(state: RoomState) -> set[str]:
+    """Everyone on a seat, microphone on or off: the scale-out mode keeps their peers on the
+    room's mixer (a relay's listeners are never heard, `rooms/media/relay.py`)."""
+    return {seat.user_id for row in state.rows for seat in row if seat.user_id}
 
 
 def audible_user_ids(state: RoomState) -> set[str]:

@@ -35,8 +35,9 @@ class MediaFrontEnd(Protocol):
     @property
     def running(self) -> bool: ...
 
-    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
-        """The SDP answer to a participant's offer; raises `MediaError`."""
+    async def offer(self, room: Hashable, user_id: str, sdp: str, *, listener: bool = False) -> str:
+        """The SDP answer to a participant's offer; raises `MediaError`. `listener`: not on
+        a seat (the scale-out mode places listeners on relays, `remote.py`)."""
         ...
 
     async def release(self, room: Hashable, user_id: str) -> None: ...
@@ -121,7 +122,7 @@ class HubRelay(abc.ABC):
 
     # -- peers (awaited) ---------------------------------------------------------------------
 
-    async def offer(self, room: Hashable, user_id: str, sdp: str) -> str:
+    async def offer(self, room: Hashable, user_id: str, sdp: str, *, listener: bool = False) -> str:
         # The hub may make the room anew: forget what it was sent, before and after.
         self._audible_sent.forget(room)
         try:

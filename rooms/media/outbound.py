@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import av
+import pylibsrtp
 from aiortc import RTCRtpCodecParameters, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -193,7 +194,13 @@ class RtpWire:
             header[self._abs_at : self._abs_at + 3] = stamp.abs_send_time
         if self._srtp is None:
             self._srtp = dtls._tx_srtp
-        datagram: bytes = self._srtp.protect(bytes(header) + payload)
+        try:
+            datagram: bytes = self._srtp.protect(bytes(header) + payload)
+        except pylibsrtp.Error:
+            # libsrtp refuses an index it takes for a replay: this listener's packet is
+            # lost, not the rest of the fan-out.
+            self.dropped += 1
+            return None
         self.sent += 1
         self._octets += len(payload)
         if self.sent % SENDER_REPORT_EVERY == 1:

@@ -25,13 +25,15 @@ from typing import Any
 
 import av
 
-from .codec import TIME_BASE
+from .codec import FRAME_SAMPLES, TIME_BASE
 from .feeds import Address, parse_feed_packet
 from .mixer import MixerStats
 from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out
+from .sei import RTP_MASK
 
 logger = logging.getLogger(__name__)
 
+MAX_TIMELINE_STEP = 10 * 48000  # 10 s: a step further is another mixer's timeline
 # (room, feeds): a relay room's wish list changed, {feed_id: mutes}
 FeedsHook = Callable[[Any, dict[int, frozenset[str]]], None]
 
@@ -68,6 +70,9 @@ class RelayRoom:
         self._by_mutes: dict[frozenset[str], _RelayFeed] = {}
         self._feed_of: dict[str, _RelayFeed] = {}  # where a listener hears from now
         self.gaps = 0  # packets a feed skipped, by sequence
+        self.timeline_jumps = 0  # a new mixer's timeline, joined to this room's (`_timeline`)
+        self._last_in: int | None = None
+        self._out = 0
 
     # -- what MediaPeer calls ----------------------------------------------------------
 
@@ -159,12 +164,32 @@ class RelayRoom:
         feed.last_sequence = sequence
         feed.received += 1
         self.stats.ticks += 1
+        pts = self._timeline(timestamp)
         if feed.listeners:
             packet = av.Packet(payload)
-            packet.pts = timestamp
+            packet.pts = pts
             packet.time_base = TIME_BASE
             fan_out(feed.listeners.values(), packet, None, payload)
         return True
+
+    def _timeline(self, timestamp: int) -> int:
+        """A feed's RTP timestamp on this room's own timeline, which never jumps.
+
+        It is the mixer's own (so an SEI's stamp holds for a relay's listeners too) until the
+        room gets a new mixer (its old one died), whose timeline starts anywhere: the room's
+        goes on from where it was, as if the next frame came, instead of jumping by a random
+        amount, which a listener's SRTP (and its jitter buffer) would take for a stale packet.
+        """
+        if self._last_in is None:
+            self._last_in = self._out = timestamp
+            return timestamp
+        delta = ((timestamp - self._last_in + (1 << 31)) & RTP_MASK) - (1 << 31)
+        if abs(delta) > MAX_TIMELINE_STEP:
+            self.timeline_jumps += 1
+            delta = FRAME_SAMPLES
+        self._last_in = timestamp
+        self._out += delta
+        return self._out
 
     def _place(self, pid: str) -> None:
         """Put a listener on the feed for its mutes: at once if it is new here or the feed

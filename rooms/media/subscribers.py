@@ -94,6 +94,13 @@ class AudibleMemory:
         self._sent[room] = audible
         return True
 
+    def last(self, room: Hashable) -> frozenset[str] | None:
+        """What `room` was last sent (None: nothing since it was forgotten)."""
+        return self._sent.get(room)
+
+    def revision(self, room: Hashable) -> int | None:
+        return self._revisions.get(room)
+
     def forget(self, room: Hashable | None = None) -> None:
         """Forget what one room, or every room (a new worker knows none), was sent."""
         if room is None:

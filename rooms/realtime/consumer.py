@@ -281,7 +281,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
         if update is None:
             await self._send_text(self.view.events(events))
             return
-        self.media.set_audible(update.audible, update.revision)
+        self.media.set_audible(update.audible, update.revision, seated=update.seated)
         await self.media.show_playback(update.state.media)
         for frame in self.view.update(update, events):
             await self._send_text(frame)

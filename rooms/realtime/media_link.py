@@ -18,7 +18,7 @@ from rooms.media import MediaError
 from rooms.media.player import MEDIA_SOURCE_ID
 from rooms.media.sei import Sei, SeiRelease
 from rooms.player import send_soon
-from rooms.rtc import audible_user_ids, media_hub
+from rooms.rtc import audible_user_ids, media_hub, seated_user_ids
 from rooms.selectors import MediaState, room_state
 from rooms.services import ServiceError
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 PEER_CLOSED_MESSAGES = {
     "timeout": "The audio connection did not complete in time.",
     "failed": "The audio connection was lost.",
+    "worker_lost": "The audio server was lost; reconnecting.",
+    "moved": "Moving your audio to the stage.",
 }
 
 
@@ -41,6 +43,7 @@ class MediaLink:
         self.audible: frozenset[str] = frozenset()
         self.media_playing = False
         self._levels_sent: str | None = None  # the last levels frame this socket got
+        self._moving = False  # told to offer again, to the room's mixer (scale-out mode)
         self._unsubscribe: list[Callable[[], None]] = []
 
     def attach(self) -> None:
@@ -68,8 +71,15 @@ class MediaLink:
 
     async def offer(self, sdp: str) -> str:
         hub = media_hub()
+        listener = False
+        if getattr(hub, "places_listeners", False):
+            # Scale-out: a seated user's peer goes to the room's mixer, anyone else's to a
+            # relay (rooms/media/remote.py).
+            seated = seated_user_ids(await database_sync_to_async(room_state)(self.room))
+            listener = self.user_id not in seated
+        self._moving = False
         try:
-            answer = await hub.offer(self.room.pk, self.user_id, sdp)
+            answer = await hub.offer(self.room.pk, self.user_id, sdp, listener=listener)
         except MediaError as exc:
             raise ServiceError(f"media_{exc.code}", exc.message) from exc
         state = await database_sync_to_async(room_state)(self.room)
@@ -77,9 +87,19 @@ class MediaLink:
         hub.set_local_mutes(self.room.pk, self.user_id, self.local_mutes)
         return answer
 
-    def set_audible(self, audible: frozenset[str], revision: int) -> None:
+    def set_audible(
+        self, audible: frozenset[str], revision: int, seated: frozenset[str] | None = None
+    ) -> None:
         self.audible = audible
-        media_hub().set_audible(self.room.pk, audible, revision)
+        hub = media_hub()
+        hub.set_audible(self.room.pk, audible, revision)
+        if seated is not None and self.user_id in seated and not self._moving:
+            on_relay = getattr(hub, "on_relay", None)
+            if on_relay is not None and on_relay(self.room.pk, self.user_id):
+                # Took a seat while listening through a relay, which never carries a voice:
+                # the page offers again and is placed on the room's mixer.
+                self._moving = True
+                self._on_peer_closed(self.user_id, "moved")
 
     async def refresh_audible(self) -> None:
         """Who is heard by the room's state now, for this socket and the mixer: a change this

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rooms.rendering import Fragment, room_fragments
-from rooms.rtc import audible_user_ids
+from rooms.rtc import audible_user_ids, seated_user_ids
 from rooms.selectors import RoomState
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class RoomUpdate:
     data: dict  # state_json parsed
     state: RoomState
     audible: frozenset[str]
+    seated: frozenset[str]
     _deltas: dict[int, tuple[MemberIndex, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -198,7 +199,8 @@ def parse_update(state_json: str) -> RoomUpdate:
     times. The result is shared: read-only."""
     data = json.loads(state_json)
     state = RoomState.from_json(data)
-    return RoomUpdate(state_json, data, state, frozenset(audible_user_ids(state)))
+    audible, seated = frozenset(audible_user_ids(state)), frozenset(seated_user_ids(state))
+    return RoomUpdate(state_json, data, state, audible, seated)
 
 
 def _state_of(state_json: str) -> RoomState:

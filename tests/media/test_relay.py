@@ -183,3 +183,16 @@ def test_a_mixer_keeps_a_feed_only_while_its_relay_asks() -> None:
         sender.expire(feed.expires + 0.001)
         assert not sender
         assert FEED_TTL > 2  # several refreshes may be lost before a feed goes
+
+
+def test_a_relay_rooms_timeline_follows_its_mixer_and_never_jumps_with_a_new_one() -> None:
+    room = RelayRoom(ROOM, lambda room, wanted: None)
+    start = (1 << 32) - 960  # the mixer's timeline wraps around right away
+    assert room._timeline(start) == start  # the mixer's own: an SEI's stamp holds
+    assert room._timeline(0) == start + 960  # across the wrap, one frame on
+    assert room._timeline(0) == start + 960  # a second feed's packet of the same tick
+    assert room._timeline(960 * 3) == start + 960 * 4  # two frames skipped: a gap, as sent
+    # The room's mixer died and another took it: its timeline starts anywhere.
+    assert room._timeline(123_456_789) == start + 960 * 5
+    assert room._timeline(123_456_789 + 960) == start + 960 * 6
+    assert room.timeline_jumps == 1
