@@ -241,7 +241,10 @@ class RemoteMedia(HubRelay):
         await asyncio.shield(self._starting)
 
     async def _open(self) -> None:
-        self._channel = await self._layer.new_channel("media-front.")
+        # The default prefix, as the sockets' own channels: channels-redis reads all of a
+        # process's channels of one prefix with one blocking read, and a second prefix would
+        # wait its turn behind it (up to 5 s a reply).
+        self._channel = await self._layer.new_channel()
         self._alive = {worker.name for worker in await self.registry.workers()}
         self._tasks = [
             asyncio.create_task(loop())
