@@ -66,9 +66,10 @@ class Cluster:
         try:
             async with asyncio.timeout(timeout):
                 while {w.name for w in await registry.workers()} < names:
-                    for process in self.workers.values():
+                    for name, process in self.workers.items():
                         if process.poll() is not None:
-                            raise AssertionError(f"media worker {name} exited: {process.returncode}")
+                            code = process.returncode
+                            raise AssertionError(f"media worker {name} exited: {code}")
                     await asyncio.sleep(0.1)
         finally:
             await registry.close()
