@@ -131,6 +131,7 @@ class Window:
         self.seconds = 0.0
         self.relay_cpu: dict[str, float] = {}
         self.relay_peers: dict[str, int] = {}
+        self.relay_rss_mb: dict[str, float] = {}
         self.mixer_cpu = 0.0
         self.bots_cpu = 0.0
         self.packets_per_audio_second = 0.0
@@ -174,6 +175,7 @@ async def measure(
     window.mixer_cpu = cpu.pop("m1")
     window.relay_cpu = cpu
     window.relay_peers = {n: c for n, c in (await peers_per_worker(front)).items() if n in cpu}
+    window.relay_rss_mb = {n: rss_mb(pids[n]) for n in cpu}
     window.bots_cpu = 100 * (bots.cpu_seconds() - first_bots) / window.seconds
     _listener_figures(window, first_taps, last_taps)  # type: ignore[arg-type]
     a, b = (arrivals.get(p, {}) for p in PROBES)
@@ -188,10 +190,16 @@ async def measure(
     return window
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def report(w: Window) -> None:
     relays = " ".join(
         f"{n}={c:.1f}% ({w.relay_peers.get(n, 0)} peers, "
-        f"{c / max(w.relay_peers.get(n, 0), 1):.4f}%/listener)"
+        f"{c / max(w.relay_peers.get(n, 0), 1):.4f}%/listener, rss {w.relay_rss_mb[n]:.0f} MB)"
         for n, c in sorted(w.relay_cpu.items())
     )
     skew = " ".join(f"{k}={v:.2f}" for k, v in w.skew_ms.items()) or "-"
@@ -206,7 +214,7 @@ def report(w: Window) -> None:
 async def run(args: argparse.Namespace) -> None:
     from tests.media.cluster_helpers import Cluster
 
-    cluster = Cluster()
+    cluster = Cluster(connect_timeout=60.0)  # a join burst's handshakes take a while
     relay_pin = (
         ("taskset", "-c", ",".join(map(str, sorted(args.relay_cpus)))) if args.relay_cpus else ()
     )

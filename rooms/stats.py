@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
 from rooms.media import MediaFrontEnd
+from rooms.media.remote import RemoteMedia
 from rooms.media.report import hub_report, process_report
 from rooms.media.worker import MediaProcess, hub_counts
 from rooms.rtc import media_hub
@@ -24,6 +25,10 @@ async def media_stats(request: HttpRequest) -> JsonResponse:
     if not settings.LIVEAUDIO_MEDIA_STATS or not _is_loopback(request.META.get("REMOTE_ADDR")):
         raise Http404
     engine = _running_engine()
+    if isinstance(engine, RemoteMedia):
+        # Shared media workers: each is a process of its own, perhaps on another host.
+        workers = await engine.workers_report()
+        return JsonResponse({"workers": workers, "process": process_report()})
     report = {"hub": await _hub_report(engine), "process": process_report()}
     if isinstance(engine, MediaProcess):
         report["media_process"] = await engine.query(process_report)

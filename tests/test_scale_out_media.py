@@ -6,6 +6,8 @@ listener who takes a seat is moved to the mixer (issue 14, point 3)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -43,6 +45,7 @@ def servers(
         "LIVEAUDIO_REDIS_URL": cluster.url,
         "LIVEAUDIO_REDIS_PREFIX": cluster.prefix,
         "LIVEAUDIO_MEDIA_WORKERS": "shared",
+        "LIVEAUDIO_MEDIA_STATS": "1",
     }
     first, second = LiveServer(workdir, env), LiveServer(workdir, env)
     start_sharing(first, second)
@@ -150,3 +153,19 @@ async def test_a_speaker_on_one_process_is_heard_through_relays_on_the_other(
     await heard(carol.bot, {A_TONE})
     placed = await placement(cluster)
     assert placed["bob"] in ("r1", "r2") and placed["carol"] in ("r1", "r2")
+
+    # The media stats of a daphne process name the deployment's workers and their peers.
+    stats = await asyncio.to_thread(media_stats, second)
+    workers = {w["name"]: w for w in stats["workers"]}
+    assert {n: w["role"] for n, w in workers.items()} == {
+        "m1": "mixer",
+        "r1": "relay",
+        "r2": "relay",
+    }
+    assert workers["m1"]["peers"] >= 1
+
+
+def media_stats(server: LiveServer) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{server.url}/internal/media-stats/", timeout=10) as response:
+        return json.loads(response.read())

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 BEAT_SECONDS = 0.5
 ALIVE_SECONDS = 1.5  # three beats missed: the worker is gone
 MIXER, RELAY = "mixer", "relay"
+MAX_CONNECTIONS = 16  # to Redis, per process
+POOL_TIMEOUT = 10.0  # seconds a call waits for one of them
 
 # Set the room's mixer to ARGV[2] only if it is still ARGV[1] ("" = none): two processes
 # replacing a dead mixer at once agree on one.
@@ -80,13 +82,19 @@ class Registry:
     """Workers, rooms and peers in Redis; every method is one or two round trips."""
 
     def __init__(self, url: str, prefix: str = "liveaudio") -> None:
-        self.redis = aioredis.from_url(url, decode_responses=True)
+        # A blocking pool: a burst (a thousand joins, a relay's peers closing at once) waits
+        # for a connection instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT, decode_responses=True
+        )
+        self.redis = aioredis.Redis(connection_pool=pool)
         self._prefix = f"{prefix}:media"
         self._replace = self.redis.register_script(_REPLACE)
         self._drop_peer = self.redis.register_script(_DROP_PEER)
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()
 
     def _key(self, *parts: Any) -> str:
         return ":".join([self._prefix, *map(str, parts)])
@@ -135,6 +143,13 @@ class Registry:
             pipe.get(self._key("alive", name))
             text, beat = await pipe.execute()
         return WorkerInfo.from_json(text) if text is not None and beat is not None else None
+
+    async def loads(self, names: list[str]) -> dict[str, int]:
+        """Peers per worker, as last beaten (plus placements since)."""
+        if not names:
+            return {}
+        counts = await self.redis.hmget(self._key("load"), names)
+        return {name: int(count or 0) for name, count in zip(names, counts, strict=True)}
 
     async def least_loaded(self, role: str) -> WorkerInfo | None:
         """The alive worker of `role` with the fewest peers, counted as placed."""

@@ -113,7 +113,10 @@ class MediaNode:
             await stop.wait()
         finally:
             self._stopping = True
-            await self._registry.withdraw(self.name)
+            try:
+                await self._registry.withdraw(self.name)
+            except Exception:  # Redis away: the beats stop, and it counts as gone soon
+                logger.exception("media worker %s: could not withdraw", self.name)
             for task in running:
                 task.cancel()
             # A blocking read of the channel layer may take a while to notice the cancel;
@@ -161,6 +164,9 @@ class MediaNode:
                 elif item[0] == "reply":
                     _, channel, message = item
                     await self._layer.send(channel, message)
+                elif item[0] == "dropped":
+                    _, room, user_id = item
+                    await self._registry.drop_peer(room, user_id, self.name)
                 else:
                     _, room, wanted = item
                     await self._ask_mixer(room, wanted)
@@ -268,12 +274,9 @@ class MediaNode:
         self._outbox.put_nowait(("report", room, message))
 
     def _peer_closed(self, room: Hashable, user_id: str, reason: str) -> None:
+        # In the outbox's order, one at a time: a relay's peers may close by the thousand.
+        self._outbox.put_nowait(("dropped", room, user_id))
         self._report(room, "peer_closed", (user_id, reason))
-        task = asyncio.get_running_loop().create_task(
-            self._registry.drop_peer(room, user_id, self.name)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def main(argv: list[str] | None = None) -> None:

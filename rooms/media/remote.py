@@ -307,6 +307,15 @@ class RemoteMedia(HubRelay):
     async def query(self, function: Callable[[MediaHub], T]) -> T:
         raise MediaError("not_available", "media workers of the scale-out mode are not queried")
 
+    async def workers_report(self) -> list[dict[str, Any]]:
+        """The deployment's live media workers and their peers (for /internal/media-stats/)."""
+        workers = await self.registry.workers()
+        loads = await self.registry.loads([w.name for w in workers])
+        return [
+            {"name": w.name, "role": w.role, "host": w.host, "pid": w.pid, "peers": loads[w.name]}
+            for w in sorted(workers, key=lambda w: w.name)
+        ]
+
     async def close(self) -> None:
         self._closed = self._stopping = True
         for task in self._tasks:

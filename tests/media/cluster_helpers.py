@@ -25,8 +25,9 @@ class Cluster:
     """Media workers (`python -m rooms.media.node`) under a prefix of their own, so tests
     share the machine's Redis with nothing else; `close()` stops them and removes the keys."""
 
-    def __init__(self, url: str = REDIS_URL) -> None:
+    def __init__(self, url: str = REDIS_URL, connect_timeout: float = 10.0) -> None:
         self.url = url
+        self.connect_timeout = connect_timeout
         self.prefix = f"liveaudio-test-{uuid.uuid4().hex[:10]}"
         self.workers: dict[str, subprocess.Popen] = {}
         self.fronts: list[RemoteMedia] = []
@@ -37,7 +38,7 @@ class Cluster:
             "LIVEAUDIO_REDIS_URL": self.url,
             "LIVEAUDIO_REDIS_PREFIX": self.prefix,
             "LIVEAUDIO_ICE_LOOPBACK_ONLY": "1",
-            "LIVEAUDIO_MEDIA_CONNECT_TIMEOUT": "10",
+            "LIVEAUDIO_MEDIA_CONNECT_TIMEOUT": str(self.connect_timeout),
         }
 
     def start(self, role: str, name: str, argv_prefix: tuple[str, ...] = ()) -> None:
