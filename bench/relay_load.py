@@ -26,7 +26,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.media_load import SPEAKER, SPEAKER_TONE, _listener_figures
+from bench.media_load import SPEAKER, SPEAKER_TONE, _listener_figures, _tap
 from bench.room_load import BotProcesses, _cpus, proc_cpu_seconds, split
 from rooms.media.remote import RemoteMedia
 
@@ -77,11 +77,6 @@ async def _bots(conn: Connection, thin: bool) -> None:
                 await bot.close()
             conn.send("stopped")
             return
-
-
-def _tap(bot: Any) -> dict[str, Any]:
-    tap = bot.tap
-    return {"packets": tap.packets, "first_ts": tap.first_ts, "last_ts": tap.last_ts}
 
 
 def _keep_arrivals(bot: Any) -> dict[int, float]:

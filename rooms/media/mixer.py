@@ -37,7 +37,7 @@ from aiortc.utils import random32
 from .codec import FRAME_SAMPLES, TIME_BASE, new_opus_encoder, pcm_frame
 from .feeds import Feed, FeedSender
 from .levels import rms_level
-from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out
+from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out, take_track
 from .player import MEDIA_SOURCE_ID
 from .playout import PlayoutFrame
 from .sei import RTP_MASK, Sei, SeiHook, SeiQueue, SeiRelease
@@ -153,14 +153,7 @@ class RoomMixer:
         With `track`, that track takes over from any track the participant had (which
         ends); without, the participant's current track is kept or a new one made.
         """
-        current = self._tracks.get(pid)
-        if track is None:
-            if current is not None:
-                return current
-            track = self.new_track()
-        elif current is not None and current is not track:
-            current.stop()
-        self._tracks[pid] = track
+        track = take_track(self._tracks, pid, track, self.new_track)
         self._groups_dirty = True
         return track
 

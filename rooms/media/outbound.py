@@ -385,6 +385,25 @@ class MixedAudioTrack(MediaStreamTrack):
         self._ended.set()
 
 
+def take_track(
+    tracks: dict[str, MixedAudioTrack],
+    pid: str,
+    track: MixedAudioTrack | None,
+    new_track: Callable[[], MixedAudioTrack],
+) -> MixedAudioTrack:
+    """A participant's track in `tracks` (a mixer's or a relay room's): with `track`, that one
+    takes over from any it had (which ends); without, the current one is kept or a new made."""
+    current = tracks.get(pid)
+    if track is None:
+        if current is not None:
+            return current
+        track = new_track()
+    elif current is not None and current is not track:
+        current.stop()
+    tracks[pid] = track
+    return track
+
+
 def fan_out(
     tracks: Iterable[MixedAudioTrack],
     packet: av.Packet,

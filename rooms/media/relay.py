@@ -28,7 +28,7 @@ import av
 from .codec import FRAME_SAMPLES, TIME_BASE
 from .feeds import Address, parse_feed_packet
 from .mixer import MixerStats
-from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out
+from .outbound import DEFAULT_MAX_QUEUED, MixedAudioTrack, fan_out, take_track
 from .sei import RTP_MASK
 
 logger = logging.getLogger(__name__)
@@ -80,14 +80,7 @@ class RelayRoom:
         return MixedAudioTrack(max_queued=self._max_queued, timestamp_origin=0)
 
     def add_participant(self, pid: str, track: MixedAudioTrack | None = None) -> MixedAudioTrack:
-        current = self._tracks.get(pid)
-        if track is None:
-            if current is not None:
-                return current
-            track = self.new_track()
-        elif current is not None and current is not track:
-            current.stop()
-        self._tracks[pid] = track
+        track = take_track(self._tracks, pid, track, self.new_track)
         self._place(pid)
         return track
 
