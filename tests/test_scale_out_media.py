@@ -154,6 +154,15 @@ async def test_a_speaker_on_one_process_is_heard_through_relays_on_the_other(
     placed = await placement(cluster)
     assert placed["bob"] in ("r1", "r2") and placed["carol"] in ("r1", "r2")
 
+    # Bob's socket comes back through the first process (his peer on a relay goes on), and
+    # he takes a seat there: that process never placed him, and still moves him.
+    await bob.client.socket.close()
+    bob.client = await Client.join(first, demo_app, "bob")
+    await bob.ok("seat.take", index=2)
+    await bob.wait_closed("moved")
+    await bob.offer(again=True)
+    assert (await placement(cluster))["bob"] == "m1"
+
     # The media stats of a daphne process name the deployment's workers and their peers.
     stats = await asyncio.to_thread(media_stats, second)
     workers = {w["name"]: w for w in stats["workers"]}

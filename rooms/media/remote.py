@@ -55,7 +55,6 @@ class RemoteMedia(HubRelay):
         self._rooms: set[Hashable] = set()  # rooms whose group this process joined
         self._alive: set[str] = set()  # workers alive at the last look
         self._lost: set[tuple[Hashable, str, str]] = set()  # peers reported lost
-        self._on_relay: set[tuple[Hashable, str]] = set()  # peers this process put on relays
         self._closed = False
         self._stopping = False  # as in node.py: loops go round until this is set
 
@@ -76,10 +75,6 @@ class RemoteMedia(HubRelay):
         answer: str = await self._call_worker(worker, "offer", room, user_id, sdp)
         await self.registry.set_peer(room, user_id, worker.name)
         self._lost = {lost for lost in self._lost if lost[:2] != (room, user_id)}
-        if worker.role == "relay":
-            self._on_relay.add((room, user_id))
-        else:
-            self._on_relay.discard((room, user_id))
         if previous is not None and previous != worker.name:
             # The peer moved (a listener took a seat, a worker was lost): the old one goes.
             old = await self.registry.worker(previous)
@@ -87,13 +82,15 @@ class RemoteMedia(HubRelay):
                 await self._send(old, "media.post", "release_later", (room, user_id, 0.0))
         return answer
 
-    def on_relay(self, room: Hashable, user_id: str) -> bool:
-        """Whether this participant's peer (offered through this process) is on a relay."""
-        return (room, user_id) in self._on_relay
+    async def on_relay(self, room: Hashable, user_id: str) -> bool:
+        """Whether this participant's peer is on a relay now (offered through any process)."""
+        await self._start()
+        name = await self.registry.peer_worker(room, user_id)
+        worker = await self.registry.worker(name) if name is not None else None
+        return worker is not None and worker.role == "relay"
 
     async def release(self, room: Hashable, user_id: str) -> None:
         await self._start()
-        self._on_relay.discard((room, user_id))
         name = await self.registry.peer_worker(room, user_id)
         worker = await self.registry.worker(name) if name is not None else None
         if worker is not None:
@@ -188,7 +185,6 @@ class RemoteMedia(HubRelay):
             self._deliver_playback(room, value)
         elif kind == "peer_closed":
             user_id, reason = value
-            self._on_relay.discard((room, user_id))
             self._closures.deliver(room, user_id, reason)
         elif kind == "room_started":
             self._resend_rules(room)
@@ -229,7 +225,6 @@ class RemoteMedia(HubRelay):
             if name in alive or (room, user_id, name) in self._lost:
                 continue
             self._lost.add((room, user_id, name))
-            self._on_relay.discard((room, user_id))
             await self.registry.drop_peer(room, user_id, name)
             self._closures.deliver(room, user_id, LOST)
 

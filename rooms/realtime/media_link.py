@@ -44,6 +44,7 @@ class MediaLink:
         self.media_playing = False
         self._levels_sent: str | None = None  # the last levels frame this socket got
         self._moving = False  # told to offer again, to the room's mixer (scale-out mode)
+        self._seat_checked = False  # seated, and whether the peer is on a relay was looked at
         self._unsubscribe: list[Callable[[], None]] = []
 
     def attach(self) -> None:
@@ -93,13 +94,21 @@ class MediaLink:
         self.audible = audible
         hub = media_hub()
         hub.set_audible(self.room.pk, audible, revision)
-        if seated is not None and self.user_id in seated and not self._moving:
-            on_relay = getattr(hub, "on_relay", None)
-            if on_relay is not None and on_relay(self.room.pk, self.user_id):
-                # Took a seat while listening through a relay, which never carries a voice:
-                # the page offers again and is placed on the room's mixer.
-                self._moving = True
-                self._on_peer_closed(self.user_id, "moved")
+        if seated is None or not getattr(hub, "places_listeners", False):
+            return
+        if self.user_id not in seated:
+            self._seat_checked = False
+        elif not self._seat_checked and not self._moving:
+            # Just seated (or seated when this socket came): once, is the peer on a relay?
+            self._seat_checked = True
+            send_soon(self._move_if_on_relay(hub))
+
+    async def _move_if_on_relay(self, hub: Any) -> None:
+        """A relay never carries a voice: a listener who took a seat offers again, and the
+        new offer lands on the room's mixer."""
+        if await hub.on_relay(self.room.pk, self.user_id) and not self._moving:
+            self._moving = True
+            self._on_peer_closed(self.user_id, "moved")
 
     async def refresh_audible(self) -> None:
         """Who is heard by the room's state now, for this socket and the mixer: a change this
