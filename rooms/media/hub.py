@@ -259,8 +259,14 @@ class MediaHub:
         if media is not None:
             assert isinstance(media.mixer, RoomMixer)
             media.mixer.ask_feeds(self._feed_socket, address, feeds)
+        self.drop_idle_rooms()
+
+    def drop_idle_rooms(self) -> None:
+        """Stop the mixers nobody needs any more: no peer, no playback, and no feed a relay
+        still asks for (their feeds expire in the mixer's tick; the node calls this on its
+        beat, so a room whose relays all died does not tick on forever)."""
         for name in list(self._rooms):
-            self._drop_room_if_idle(name)  # rooms whose relays stopped asking
+            self._drop_room_if_idle(name)
 
     def allow_feeds_from(self, address: Address) -> None:
         """A relay reads feeds only from its rooms' mixers' addresses."""

@@ -132,6 +132,7 @@ class MediaNode:
         assert self.info is not None
         while not self._stopping:
             try:
+                self.hub.drop_idle_rooms()
                 await self._registry.announce(self.info, self.hub.counts()["peers"])
             except Exception:  # Redis away for a moment: beat again
                 logger.exception("media worker %s: beat failed", self.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -135,6 +136,22 @@ async def test_a_room_on_a_relay_ends_with_its_last_listener_and_the_mixer_lets_
     await relay.release(ROOM, "B")
     assert relay.relay_room(ROOM) is None
     assert tier.mixer.mixer(ROOM) is None  # nobody left to mix for: its clock stopped
+
+
+@pytest.mark.asyncio
+async def test_a_mixer_whose_relays_all_died_stops_once_their_feeds_expire(tier: Tier) -> None:
+    relay = tier.relays[0]
+    b = await tier.join(relay, "B", None)
+    await wait_until(lambda: b.pc.connectionState == "connected", 15)
+    mixer = tier.mixer.mixer(ROOM)
+    assert mixer is not None and mixer.feeds
+    relay._on_feeds = None  # the relay dies: it asks for nothing more, not even to stop
+    await relay.close()
+    tier.mixer.drop_idle_rooms()
+    assert tier.mixer.mixer(ROOM) is mixer  # its feed has not expired yet
+    mixer.feeds.expire(time.monotonic() + FEED_TTL + 1)  # as its tick does, FEED_TTL later
+    tier.mixer.drop_idle_rooms()  # what the node does on every beat
+    assert tier.mixer.mixer(ROOM) is None
 
 
 def test_feed_packets_are_plain_rtp_and_anything_else_is_refused() -> None:
