@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.media_load import SPEAKER, SPEAKER_TONE, _listener_figures, _tap
 from bench.room_load import BotProcesses, _cpus, proc_cpu_seconds, split
+from bench.server_probe import rss_mb
 from rooms.media.remote import RemoteMedia
 
 ROOM = "relay-bench"
@@ -183,12 +184,6 @@ async def measure(
             "max": skews[-1],
         }
     return window
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        line = next(line for line in status if line.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
 
 
 def report(w: Window) -> None:
