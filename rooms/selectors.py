@@ -315,6 +315,11 @@ def room_state(room: Room) -> RoomState:
     )
 
 
+def is_seated(room: Room, user_id: str) -> bool:
+    """Whether `user_id` holds a seat of `room` (one indexed row, not the room's state)."""
+    return room.seats.filter(occupant__user_id=user_id).exists()
+
+
 def media_state(room: Room, media_roles: list[str] | None = None) -> MediaState:
     """The room's player; ``media_roles``: the room's rolesCanControl if read already."""
     if media_roles is None:

@@ -192,6 +192,11 @@ class Registry:
         name = await self.redis.hget(self._key("peers", room), user_id)
         return str(name) if name is not None else None
 
+    async def peer_info(self, room: Hashable, user_id: str) -> WorkerInfo | None:
+        """The live worker holding this participant's peer, if any."""
+        name = await self.peer_worker(room, user_id)
+        return await self.worker(name) if name is not None else None
+
     async def set_peer(self, room: Hashable, user_id: str, worker: str) -> None:
         await self.redis.hset(self._key("peers", room), user_id, worker)
 

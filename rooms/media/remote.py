@@ -85,8 +85,7 @@ class RemoteMedia(HubRelay):
     async def on_relay(self, room: Hashable, user_id: str) -> bool:
         """Whether this participant's peer is on a relay now (offered through any process)."""
         await self._start()
-        name = await self.registry.peer_worker(room, user_id)
-        worker = await self.registry.worker(name) if name is not None else None
+        worker = await self.registry.peer_info(room, user_id)
         return worker is not None and worker.role == "relay"
 
     async def release(self, room: Hashable, user_id: str) -> None:
@@ -139,8 +138,7 @@ class RemoteMedia(HubRelay):
             return await self.registry.mixer_for(room, place=False)
         if method == "set_playback":
             return await self.registry.mixer_for(room, place=args[1] is not None)
-        name = await self.registry.peer_worker(room, args[1])  # a participant's own peer
-        return await self.registry.worker(name) if name is not None else None
+        return await self.registry.peer_info(room, args[1])  # a participant's own peer
 
     # -- reports -------------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ from rooms.media import MediaError
 from rooms.media.player import MEDIA_SOURCE_ID
 from rooms.media.sei import Sei, SeiRelease
 from rooms.player import send_soon
-from rooms.rtc import audible_user_ids, media_hub, seated_user_ids
-from rooms.selectors import MediaState, room_state
+from rooms.rtc import audible_user_ids, media_hub
+from rooms.selectors import MediaState, is_seated, room_state
 from rooms.services import ServiceError
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ class MediaLink:
         if getattr(hub, "places_listeners", False):
             # Scale-out: a seated user's peer goes to the room's mixer, anyone else's to a
             # relay (rooms/media/remote.py).
-            seated = seated_user_ids(await database_sync_to_async(room_state)(self.room))
-            listener = self.user_id not in seated
+            seated = await database_sync_to_async(is_seated)(self.room, self.user_id)
+            listener = not seated
         self._moving = False
         try:
             answer = await hub.offer(self.room.pk, self.user_id, sdp, listener=listener)
