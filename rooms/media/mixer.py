@@ -211,7 +211,7 @@ class RoomMixer:
     def ask_feeds(
         self, sock: socket.socket, address: tuple[str, int], feeds: dict[int, frozenset[str]]
     ) -> None:
-        """A relay's wish list of this room's mixes (`relay.FeedSender.ask`), sent from `sock`."""
+        """A relay's wish list of this room's mixes (`feeds.FeedSender.ask`), sent from `sock`."""
         if self.feeds is None:
             self.feeds = FeedSender(sock)
         self.feeds.ask(address, feeds)
