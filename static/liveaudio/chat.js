@@ -12,7 +12,7 @@ import { liveaudio } from "./room.js";
 const settings = liveaudio.config.systemMessages ?? { enabled: false };
 const texts = liveaudio.config.innerText ?? {};
 const names = new Map(); // userID -> name: one who left is no longer in the newer state
-let following = true; // the list is scrolled to its newest line
+let following = true; // the list was at its newest line when the last message came in
 
 function line(template, userID) {
   const name = names.get(userID);
@@ -43,18 +43,22 @@ function linesFor(events, state) {
 
 function show(lines) {
   const list = document.getElementById("chat-messages");
+  if (!list || lines.length === 0) return;
+  const wasAtEnd = atEnd(list);
   for (const text of lines) {
     const item = document.createElement("li");
     item.className = "message system-line";
     item.textContent = text;
-    list?.append(item);
+    list.append(item);
   }
-  follow();
+  if (wasAtEnd) list.scrollTop = list.scrollHeight;
 }
 
-function follow() {
-  const list = document.getElementById("chat-messages");
-  if (list && following) list.scrollTop = list.scrollHeight;
+// Scrolled up to read, the list stays put; at its end, it follows the newest line. Asked of
+// the list itself just before each change, not kept from scroll events: those come a frame
+// late, after a message that arrived in between would already have pulled the list down.
+function atEnd(list) {
+  return list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
 }
 
 document.addEventListener("liveaudio:event", ({ detail: frame }) => {
@@ -63,14 +67,17 @@ document.addEventListener("liveaudio:event", ({ detail: frame }) => {
   if (settings.enabled && frame.type === "room.update") show(linesFor(frame.events ?? [], frame.state));
 });
 
-// Scrolled up to read: new lines do not pull the list down until it is back at the end.
+// A message htmx swaps in: where the list was is read before anything of the frame is handled
+// (capture, ahead of room.js's own listener on the body).
 document.addEventListener(
-  "scroll",
-  ({ target }) => {
-    if (target.id === "chat-messages") {
-      following = target.scrollTop + target.clientHeight >= target.scrollHeight - 8;
-    }
+  "htmx:wsBeforeMessage",
+  () => {
+    const list = document.getElementById("chat-messages");
+    following = !list || atEnd(list);
   },
   true,
 );
-document.addEventListener("htmx:wsAfterMessage", follow); // a message swapped in
+document.addEventListener("htmx:wsAfterMessage", () => {
+  const list = document.getElementById("chat-messages");
+  if (list && following) list.scrollTop = list.scrollHeight;
+});
