@@ -18,8 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from rooms.errors import ServiceError
 from rooms.models import Member, Room
-from rooms.realtime.admission import origin_in, origins_of_host
-from rooms.services import embed_session_verify
+from rooms.page_auth import check_page_origin, page_credential
 from rooms.services.mediafiles import (
     allowed_extensions,
     upload_cancel,
@@ -28,7 +27,7 @@ from rooms.services.mediafiles import (
     upload_start,
 )
 from rooms.text import InvalidText, loads_json
-from rooms.tokens import TokenError, token_verify
+from rooms.tokens import TokenError
 
 STATUS = {
     "bad_request": 400,
@@ -73,34 +72,17 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 def _uploader(request: HttpRequest, app_id: int, room_id: str) -> Uploader:
-    _check_origin(request)  # first: a page elsewhere learns nothing, not even the room's name
+    check_page_origin(request, message="Uploads come from this server's own pages.")
     room = Room.objects.select_related("app").current(app__app_id=app_id, room_id=room_id)
     if room is None:
         raise ServiceError("room_not_found", "There is no such room.")
-    user_id, config = _credential(request, room)
+    user_id, config = page_credential(request, room)
     member = Member.objects.filter(room=room, user_id=user_id, online=True, banned=False).first()
     if not room.is_live:
         raise ServiceError("room_ended", "This room has ended.")
     if member is None:
         raise ServiceError("not_permitted", "Join the room before uploading to it.")
     return room, member, allowed_extensions(config)
-
-
-def _check_origin(request: HttpRequest) -> None:
-    if not origin_in(request.headers.get("Origin", ""), origins_of_host(request.get_host())):
-        raise ServiceError("origin_not_allowed", "Uploads come from this server's own pages.")
-
-
-def _credential(request: HttpRequest, room: Room) -> tuple[str, dict | None]:
-    session_key = request.headers.get("X-Liveaudio-Session")
-    if session_key:
-        session = embed_session_verify(key=session_key, app=room.app, room_id=room.room_id)
-        return session.user_id, session.config
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise TokenError("token_missing", "Send the page's token or session.")
-    claims = token_verify(token=token.strip(), app=room.app, room_id=room.room_id)
-    return claims.user_id, None
 
 
 @require_http_methods(["POST"])
