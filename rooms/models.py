@@ -164,6 +164,15 @@ class Member(models.Model):
                 fields=["room"], condition=Q(role="host", online=True), name="one_host_online"
             ),
         ]
+        indexes = [
+            # The member list's pages (rooms.selectors.member_page): the room's present
+            # members in the list's order, so a page after a cursor reads a page of rows.
+            models.Index(
+                fields=["room", "joined_at", "id"],
+                condition=Q(online=True, banned=False),
+                name="member_list_order",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_name} ({self.user_id}) in {self.room}"

@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from rooms.config import preset
 from rooms.models import Room
 from rooms.protocol import REACTIONS
-from rooms.selectors import MessageState, RoomState
+from rooms.selectors import MEMBER_QUERY_MAX_CHARS, MemberCursor, MessageState, RoomState
 
 # Every change re-sends the member list to every page: past this many, the list shows the
-# people on seats first and counts the rest, so an update stays small in a big room.
+# people on seats first and counts the rest, so an update stays small in a big room. The
+# rest are read a page at a time by whoever wants them (rooms/member_list.py).
 MEMBER_LIST_MAX = 60
 LISTENERS_SHOWN = 24  # the audience's avatars under the stage; the rest are a count
 
@@ -105,6 +108,7 @@ def room_parts_context(
     seated_first = sorted(listed, key=lambda m: m.seat_index is None)
     shown = seated_first[:MEMBER_LIST_MAX]
     listeners = [m for m in listed if m.seat_index is None and m.online]
+    page_url = member_page_url(state.app_id, state.room_id)
     return {
         "listeners_shown": listeners[:LISTENERS_SHOWN],
         "listeners_count": len(listeners),
@@ -115,10 +119,27 @@ def room_parts_context(
         "members_shown": shown,
         "members_count": len(listed),
         "members_more": len(listed) - len(shown),
+        # Past the first page: the search box, and "Show more" from its last row on.
+        "member_page_url": page_url,
+        "members_next_url": member_page_url(
+            state.app_id, state.room_id, after=MemberCursor.after_member(shown[-1])
+        )
+        if len(listed) > len(shown)
+        else None,
+        "member_query_max": MEMBER_QUERY_MAX_CHARS,
         "text": options["innerText"],
         "avatar_url": options["avatarURL"],
         "show_mic_state": options["showMicrophoneState"],
     }
+
+
+def member_page_url(
+    app_id: int, room_id: str, *, after: MemberCursor | None = None, query: str = ""
+) -> str:
+    """Where a page of the member list is read (rooms/member_list.py)."""
+    url = reverse("member_page", args=[app_id, room_id])
+    params = {name: value for name, value in (("q", query), ("after", str(after or ""))) if value}
+    return f"{url}?{urlencode(params)}" if params else url
 
 
 def parts_view(config: dict[str, Any]) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 
 from rooms import roles
+from rooms.errors import ServiceError
 from rooms.models import Member, Message, Playback, Role, Room, default_property_roles
 
 
@@ -313,6 +316,126 @@ def room_state(room: Room) -> RoomState:
         properties=dict(room.properties.values_list("key", "value")),
         roles_can_write=tuple(property_roles or ()),
     )
+
+
+# --- the member list, a page at a time ------------------------------------------------------
+
+MEMBER_PAGE_SIZE = 50
+MEMBER_QUERY_MAX_CHARS = 64  # a member's name is at most 64 characters
+_CURSOR_SEGMENTS = {"seated": True, "listening": False}
+
+
+@dataclass(frozen=True)
+class MemberCursor:
+    """Where a page of the member list ended: its last row's segment (the seated come first,
+    then everyone else) and user. The place in the list is that member's ``(joined_at, pk)``,
+    which never change, so a cursor stays good while the list changes around it."""
+
+    seated: bool
+    user_id: str
+
+    def __str__(self) -> str:
+        return f"{'seated' if self.seated else 'listening'}:{self.user_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> MemberCursor:
+        """``seated:<userID>`` or ``listening:<userID>``; anything else is ``bad_cursor``."""
+        segment, _, user_id = text.partition(":")
+        if segment not in _CURSOR_SEGMENTS or not 1 <= len(user_id) <= 128:
+            raise ServiceError("bad_cursor", "after must be a cursor this server gave.")
+        return cls(seated=_CURSOR_SEGMENTS[segment], user_id=user_id)
+
+    @classmethod
+    def after_member(cls, member: MemberState) -> MemberCursor:
+        return cls(seated=member.seat_index is not None, user_id=member.user_id)
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    members: list[MemberState]
+    next: MemberCursor | None  # where the next page starts; None: this was the last
+
+
+def member_page(
+    *,
+    room: Room,
+    reader_id: str,
+    after: MemberCursor | None = None,
+    query: str = "",
+    hidden: Collection[str] = (),
+    size: int = MEMBER_PAGE_SIZE,
+) -> MemberPage:
+    """A page of the room's member list as ``reader_id`` may read it, in the order the page's
+    own list shows (``rooms.rendering``): the seated first, then the others present, each by
+    when they first joined. ``query``: only names that contain it, in any case. ``hidden``:
+    user IDs the reader's config leaves out. Keyset, not offset: each segment is one query
+    with a LIMIT on the ``member_list_order`` index, whatever the room's size."""
+    _require_reader(room, reader_id)
+    anchor = _anchor(room, after) if after is not None else None
+    rows: list[MemberState] = []
+    if after is None or after.seated:
+        rows = _segment(room, seated=True, anchor=anchor, query=query, hidden=hidden, n=size + 1)
+        anchor = None  # the others' segment is then read from its start
+    if len(rows) <= size:
+        rows += _segment(
+            room, seated=False, anchor=anchor, query=query, hidden=hidden, n=size + 1 - len(rows)
+        )
+    shown = rows[:size]
+    more = len(rows) > size
+    return MemberPage(members=shown, next=MemberCursor.after_member(shown[-1]) if more else None)
+
+
+def _require_reader(room: Room, reader_id: str) -> None:
+    """Only someone in the room reads who else is: the same rule as joining's, read here."""
+    if not room.is_live:
+        raise ServiceError("room_ended", "This room has ended.")
+    present = room.members.filter(user_id=reader_id, online=True, banned=False)
+    if not present.exists():
+        raise ServiceError("not_permitted", "Only the room's members may read its member list.")
+
+
+def _anchor(room: Room, after: MemberCursor) -> tuple[datetime, int]:
+    found = room.members.filter(user_id=after.user_id).values_list("joined_at", "pk").first()
+    if found is None:
+        raise ServiceError("bad_cursor", "after names no member of this room.")
+    return found
+
+
+def _segment(
+    room: Room,
+    *,
+    seated: bool,
+    anchor: tuple[datetime, int] | None,
+    query: str,
+    hidden: Collection[str],
+    n: int,
+) -> list[MemberState]:
+    rows = room.members.filter(banned=False)
+    # The same members as room_state's: the seated (online or in their grace period), and
+    # everyone else who is online.
+    rows = rows.filter(seats__isnull=False) if seated else rows.filter(online=True, seats=None)
+    if query:
+        rows = rows.filter(user_name__icontains=query)
+    if hidden:
+        rows = rows.exclude(user_id__in=list(hidden))
+    if anchor is not None:
+        joined_at, pk = anchor
+        rows = rows.filter(Q(joined_at__gt=joined_at) | Q(joined_at=joined_at, pk__gt=pk))
+    fields = ["user_id", "user_name", "role", "online", "mic_on"]
+    found = rows.order_by("joined_at", "pk").values(*fields, seat=F("seats__index"))[:n]
+    host_online = functools.cache(lambda: room.members.filter(role=Role.HOST, online=True).exists())
+    return [
+        MemberState(
+            user_id=m["user_id"],
+            user_name=m["user_name"],
+            role=displayed_role(stored_role=m["role"], seated=seated),
+            online=m["online"],
+            mic_on=m["mic_on"],
+            seat_index=m["seat"] if seated else None,
+            has_host_permissions=roles.has_host_permissions(m["role"], host_online=host_online),
+        )
+        for m in found
+    ]
 
 
 def is_seated(room: Room, user_id: str) -> bool:
