@@ -7,7 +7,7 @@
 // click in the integrator's page is not one in this iframe. So a pick asked without a gesture
 // here shows a "Choose a file" prompt (#media-prompt); the user's click on it opens the picker.
 
-import { liveaudio } from "./room.js";
+import { liveaudio, pageCredential } from "./room.js";
 
 // The seed's pickFile lists; the config's mediaPlayer.allowedExtensions narrows them, and the
 // server checks each file again (extension, size, and a probe of what is inside).
@@ -37,15 +37,9 @@ export const extensionsFor = {
 
 // --- the upload -----------------------------------------------------------------------------
 
-// The page's own credential and room, from its socket's URL: the upload is made as the same
-// user, with the same token or embed session.
+// The upload is made as the page's own user, with the same token or embed session.
 function uploadTarget() {
-  const socket = new URL($("room").getAttribute("ws-connect"), location.href);
-  const [, appID, roomID] = socket.pathname.match(/^\/ws\/rooms\/([^/]+)\/([^/]+)\//) ?? [];
-  const token = socket.searchParams.get("token");
-  const headers = token
-    ? { Authorization: `Bearer ${token}` }
-    : { "X-Liveaudio-Session": socket.searchParams.get("session") ?? "" };
+  const { appID, roomID, headers } = pageCredential();
   return { base: `/media/${appID}/${roomID}/uploads/`, headers };
 }
 

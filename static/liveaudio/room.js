@@ -150,6 +150,7 @@ function handleJSON(frame) {
     // falls through: the welcome carries the state too
     case "room.update":
       if (frame.members) frame.state = withMembers(liveaudio.state, frame);
+      keepFoundRowsTrue(frame);
       liveaudio.state = frame.state;
       for (const event of frame.events ?? []) announce(event);
       room?.classList.toggle("is-host", hasHostPermissions(frame.state));
@@ -553,6 +554,96 @@ function paintHiddenMembers() {
   }
 }
 
+// --- the member list past its first page --------------------------------------------------
+
+// The page's own credential, from its socket's URL: its HTTP requests (member pages, uploads)
+// are made as the same user, with the same token or embed session.
+export function pageCredential() {
+  const socket = new URL(room.getAttribute("ws-connect"), location.href);
+  const [, appID, roomID] = socket.pathname.match(/^\/ws\/rooms\/([^/]+)\/([^/]+)\//) ?? [];
+  const token = socket.searchParams.get("token");
+  const headers = token
+    ? { Authorization: `Bearer ${token}` }
+    : { "X-Liveaudio-Session": socket.searchParams.get("session") ?? "" };
+  return { appID, roomID, headers };
+}
+
+const isMemberPage = (path) => new URL(path, location.href).pathname.startsWith("/members/");
+
+document.body.addEventListener("htmx:configRequest", (event) => {
+  if (isMemberPage(event.detail.path)) Object.assign(event.detail.headers, pageCredential().headers);
+});
+
+document.body.addEventListener("htmx:responseError", (event) => {
+  const { xhr, requestConfig } = event.detail;
+  if (!isMemberPage(requestConfig.path)) return;
+  let message = `The member list could not be read (HTTP ${xhr.status}).`;
+  try {
+    message = JSON.parse(xhr.responseText).message ?? message;
+  } catch {
+    // not JSON: a proxy's page
+  }
+  showRefusal(message);
+});
+
+// #members-found holds this user's own rows past the first page (a search, or "Show more"),
+// kept across the shared part's swaps (hx-preserve). The socket's updates say who left or
+// changed; their rows go (a search asks again), so no row's tools act on someone gone.
+// Paging on, the rows must follow the first page's last row without a gap: when that row
+// changes, rows it now covers go, and if it is none of them the pages start again.
+let firstPageEnd = null;
+
+const foundList = () => document.getElementById("members-found");
+const searching = () => Boolean(foundList()?.querySelector(".members-search-note"));
+const foundRows = () => [...(foundList()?.querySelectorAll(":scope > li[data-user-id]") ?? [])];
+
+function lastFirstPageRow() {
+  return document.querySelector("#members .members-first > li[data-user-id]:last-of-type")
+    ?.dataset.userId ?? null;
+}
+
+function searchAgain() {
+  const form = document.getElementById("member-search");
+  if (form) htmx.trigger(form, "submit");
+}
+
+function keepFoundRowsTrue(frame) {
+  if (!foundList()) return;
+  if (frame.type === "room.joined") {
+    // A welcome after a reconnect: changes may have been missed. Ask again, or start over.
+    if (searching()) searchAgain();
+    else foundList().replaceChildren();
+    return;
+  }
+  const gone = new Set([...(frame.members?.left ?? []), ...(frame.members?.changed ?? [])
+    .map((m) => m.user_id)]);
+  const stale = foundRows().filter((row) => gone.has(row.dataset.userId));
+  if (!stale.length) return;
+  if (searching()) searchAgain();
+  else for (const row of stale) row.remove();
+}
+
+function followFirstPage() {
+  const end = lastFirstPageRow();
+  if (end === firstPageEnd) return;
+  firstPageEnd = end;
+  if (!foundList() || searching()) return;
+  const rows = foundRows();
+  const at = rows.findIndex((row) => row.dataset.userId === end);
+  if (at < 0) foundList().replaceChildren(); // the first page ends elsewhere: start again
+  else for (const row of rows.slice(0, at + 1)) row.remove();
+}
+
+document.addEventListener("DOMContentLoaded", () => { firstPageEnd = lastFirstPageRow(); });
+
+// A fetched row of someone this user hid (hideInMemberList) stays hidden.
+document.body.addEventListener("htmx:load", (event) => {
+  const row = event.target;
+  if (row.matches?.("#members-found > li[data-user-id]") && liveaudio.hiddenMembers.has(row.dataset.userId)) {
+    row.style.display = "none";
+  }
+});
+
 // --- the end: one clear state, why, and the way on -------------------------------------------
 
 let ended = null; // {reason, banned} of the onEnded frame
@@ -694,6 +785,7 @@ document.body.addEventListener("htmx:oobAfterSwap", (event) => {
     paintLevels();
     paintLocalMutes();
   } else if (target?.id === "members") {
+    followFirstPage();
     paintHiddenMembers();
   } else if (target?.id === "toast") {
     // Hide the toast on screen then: htmx swaps in a new element for each one, and `target`
@@ -746,6 +838,16 @@ async function shareRoom(button) {
 
 function say(text) {
   announce({ type: "liveaudio.said", text });
+}
+
+// A refusal of the page's own HTTP request, shown like the socket's (#toast).
+function showRefusal(text) {
+  const toast = document.getElementById("toast");
+  if (!toast) return;
+  toast.textContent = text;
+  toast.classList.add("visible");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => toast.classList.remove("visible"), TOAST_MS);
 }
 
 document.body.addEventListener("click", (event) => {
