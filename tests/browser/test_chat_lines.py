@@ -4,6 +4,7 @@ and leave lines alone past a number of members online."""
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.request
 
@@ -62,10 +63,18 @@ def test_a_long_chat_follows_its_newest_line_until_scrolled_up(
     assert host.locator("#chat-messages").evaluate("(list) => list.scrollTop") == 0
 
 
-def session_url(server: LiveServer, room_id: str, user_id: str, config: dict, **more) -> str:
-    """An embed session with a config, as the SDK asks for one (from an origin the app allows)."""
+@functools.cache
+def allowed_port(server: LiveServer) -> int:
+    """A port whose origin the demo app allows: set up once per server (each manage.py run
+    is a Django start-up, 1.5-3 s), not once per session asked for."""
     port = free_port()
     server.manage("setup_demo", "--base-url", server.url, "--demo-port", str(port))
+    return port
+
+
+def session_url(server: LiveServer, room_id: str, user_id: str, config: dict, **more) -> str:
+    """An embed session with a config, as the SDK asks for one (from an origin the app allows)."""
+    port = allowed_port(server)
     app = App(app_id=1234567, app_sign=server.app_sign())
     token = token_mint(app=app, room_id=room_id, user_id=user_id, user_name=user_id.title(), **more)
     body = {
