@@ -12,8 +12,14 @@ Two ways out, one track:
   aiortc's negotiated mid and abs-send-time extensions, SRTP, `sendto`) in a few
   synchronous steps, and keeps the sender's counters so its RTCP sender reports
   stay right.
-- **Batched (the mixer's fan-out).** `fan_out` does that for up to `FANOUT_CHUNK`
-  listeners of one mix in one pass: each wire patches and protects its packet, then
+- **Native (the fan-out's normal case).** `fan_out` sends a mix to up to `FANOUT_CHUNK`
+  listeners in one call into C (`fastpath.py`): each ready wire has a slot there, and the
+  C loop patches, protects in place and sends for all of them. A wire checks what
+  `protect_next` checks (connected, its pair, its socket, nothing queued by asyncio) when
+  it takes its slot and again every `SLOT_CHECK_EVERY` packets, not per packet; a packet
+  the kernel does not take at once is lost, as below.
+- **Batched in Python (without the native library, and for wires it cannot take: a TURN
+  relay's).** Each wire patches and protects its packet, then
   the datagrams go out socket by socket, several from one socket in one `sendmmsg`
   (`sendmmsg.py`), a lone one with a plain `sendto` on the socket under asyncio's
   transport (its private `_sock`, Python 3.11's selector transport), skipping the
@@ -59,7 +65,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random16, random32
 
-from . import sendmmsg
+from . import fastpath, sendmmsg
 from .codec import FRAME_SAMPLES
 from .patches import SenderInternals
 
@@ -73,6 +79,10 @@ SENDER_REPORT_EVERY = 10  # packets between updates of the counters RTCP reports
 # media worker. 5 s is RFC 3550's minimum and what browsers use for audio.
 SENDER_REPORT_SECONDS = 5.0
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+# Packets a wire sends through its native slot between two looks at its DTLS state, ICE
+# pair and socket (0.5 s): a change takes effect within that, and the slot's duplicate
+# descriptor keeps any packet in between going to the old socket, never to another one.
+SLOT_CHECK_EVERY = 25
 
 
 def ntp_now() -> int:
@@ -139,8 +149,22 @@ class RtpWire:
         self._sockaddr: sendmmsg.SockAddr | None = None
         self.clear_to_send = False  # set by protect_next: asyncio holds nothing for the socket
         self._octets = 0
-        self.sent = 0
-        self.dropped = 0
+        self._sent = 0
+        self._dropped = 0
+        # The native fan-out's slot (`fastpath.Table`), while armed: -1 when none.
+        self._table: fastpath.Table | None = None
+        self._slot = -1
+        self._slot_for: tuple[Any, Any] | None = None  # the (pair, SRTP session) it sends with
+        self.slot_left = 0  # packets the slot may send before the next look (fan_out's)
+
+    @property
+    def sent(self) -> int:
+        """Packets sent, in Python and through the native slot."""
+        return self._sent + (self._slot_state().sent if self._slot >= 0 else 0)
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped + (self._slot_state().dropped if self._slot >= 0 else 0)
 
     def send(self, payload: bytes, timestamp: int) -> bool:
         """Send one Opus payload; False (and counted) when it could not go out.
@@ -160,9 +184,11 @@ class RtpWire:
         This runs once per listener per 20 ms, so it keeps to plain attribute reads: the
         selected ICE pair's socket is looked up again only when the pair changes.
         """
+        if self._slot >= 0:
+            self.release_slot()  # the sequence goes on here, from where the slot left it
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
-            self.dropped += 1
+            self._dropped += 1
             return None
         pair = dtls.transport._connection._nominated.get(1)
         if pair is not self._pair:
@@ -172,7 +198,7 @@ class RtpWire:
         if transport is None or held > MAX_SOCKET_BACKLOG or transport.is_closing():
             # Gone, or the kernel is not taking our packets: never queue. (A closed
             # asyncio datagram transport raises on sendto instead of dropping.)
-            self.dropped += 1
+            self._dropped += 1
             return None
         # Only a socket asyncio holds nothing for may be written to directly: anything
         # else would overtake the packets it has queued.
@@ -199,13 +225,93 @@ class RtpWire:
         except pylibsrtp.Error:
             # libsrtp refuses an index it takes for a replay: this listener's packet is
             # lost, not the rest of the fan-out.
-            self.dropped += 1
+            self._dropped += 1
             return None
-        self.sent += 1
+        self._sent += 1
         self._octets += len(payload)
-        if self.sent % SENDER_REPORT_EVERY == 1:
+        if self._sent % SENDER_REPORT_EVERY == 1:
             self._report_to_sender(stamp.ntp, stamp.rtp_timestamp)
         return datagram
+
+    def take_slot(self, table: fastpath.Table) -> int:
+        """The native slot this wire's next `SLOT_CHECK_EVERY` packets may go through, armed
+        (again) if need be; -1 (and no slot) when only `protect_next` may send: not
+        connected, no pair, no socket of its own (a TURN relay's), or asyncio holds packets
+        for it (the Python path sends behind them)."""
+        dtls = self._dtls
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is not self._pair:
+            self._use_pair(pair)
+        transport, backlog = self._transport, self._backlog
+        srtp = dtls._tx_srtp
+        if (
+            dtls._state is not DtlsState.CONNECTED
+            or transport is None
+            or self._socket is None
+            or self._sockaddr is None
+            or srtp is None
+            or backlog is None
+            or backlog() != 0
+            or transport.is_closing()
+        ):
+            if self._slot >= 0:
+                self.release_slot()
+            return -1
+        if self._slot < 0 or self._table is not table or self._slot_for != (pair, srtp):
+            if self._slot >= 0:
+                self.release_slot()
+            self._arm(table, srtp)
+        self.slot_left = SLOT_CHECK_EVERY - 1 if self._slot >= 0 else 0
+        return self._slot
+
+    def _arm(self, table: fastpath.Table, srtp: Any) -> None:
+        assert self._socket is not None and self._sockaddr is not None
+        self._srtp = srtp
+        self._slot = table.arm(
+            session=srtp,
+            fd=self._socket.fileno(),
+            header=bytes(self._header),
+            abs_at=self._abs_at,
+            address=self._sockaddr,
+            sequence=self._sequence,
+            last_pts=self._last_timestamp,
+            origin=self._timestamp_origin,
+        )
+        if self._slot >= 0:
+            self._table = table
+            self._slot_for = (self._pair, srtp)
+
+    def _slot_state(self) -> fastpath.SlotState:
+        assert self._table is not None
+        return self._table.read(self._slot)
+
+    def release_slot(self) -> None:
+        """Stop sending through the native slot; its sequence and counters come back here."""
+        if self._slot < 0 or self._table is None:
+            return
+        state = self._table.release(self._slot)
+        self._slot, self._table, self._slot_for, self.slot_left = -1, None, None, 0
+        self._sequence = state.sequence
+        self._last_timestamp = state.last_pts
+        self._sent += state.sent
+        self._dropped += state.dropped
+        self._octets += state.octets
+        if state.sent:
+            self._report_to_sender(state.last_ntp, state.last_rtp)
+
+    def sync_report(self) -> None:
+        """Bring what RTCP sender reports read up to date with the native slot's sends (the
+        Python path records them as it goes)."""
+        if self._slot < 0:
+            return
+        state = self._slot_state()
+        if state.sent:
+            self._sender.record_sent(
+                ntp=state.last_ntp,
+                rtp_timestamp=state.last_rtp,
+                octets=self._octets + state.octets,
+                packets=self._sent + state.sent,
+            )
 
     def _use_pair(self, pair: Any) -> None:
         self._pair = pair
@@ -223,7 +329,7 @@ class RtpWire:
     def _report_to_sender(self, ntp: int, timestamp: int) -> None:
         """What aiortc's RTCP sender reports read: a matching (NTP, RTP) time and counts."""
         self._sender.record_sent(
-            ntp=ntp, rtp_timestamp=timestamp, octets=self._octets, packets=self.sent
+            ntp=ntp, rtp_timestamp=timestamp, octets=self._octets, packets=self._sent
         )
 
 
@@ -256,6 +362,9 @@ def use_direct_send(sender: RTCRtpSender, track: MixedAudioTrack) -> None:
         try:
             while True:
                 await asyncio.sleep(SENDER_REPORT_SECONDS * (0.5 + random.random()))
+                wire = track._wire
+                if wire is not None:
+                    wire.sync_report()
                 await sender._send_rtcp(sender_report(internals))
         except asyncio.CancelledError:
             pass
@@ -332,7 +441,9 @@ class MixedAudioTrack(MediaStreamTrack):
         self._queue.clear()
 
     def unbind(self) -> None:
-        self._wire = None
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.release_slot()
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
@@ -380,7 +491,7 @@ class MixedAudioTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._queue.clear()
-        self._wire = None
+        self.unbind()
         self._ready.set()  # wake a pending recv() so the sender loop can exit
         self._ended.set()
 
@@ -412,22 +523,37 @@ def fan_out(
 ) -> None:
     """`track.put(packet, arrival, payload)` for every track, in one pass.
 
-    Each direct track's wire patches its header and protects the packet; the datagrams
-    are then written socket by socket (`_send_datagrams`). The backlog rule is each
-    wire's, as in `RtpWire.send`. The abs-send-time is read once per call, not per
-    listener: the mixer calls this for at most `FANOUT_CHUNK` listeners at a time.
+    Direct tracks whose wire has a native slot go out in one call into C (`fastpath`);
+    the others' wires patch their header and protect the packet, and the datagrams are
+    then written socket by socket (`_send_datagrams`). The backlog rule is each wire's, as
+    in `RtpWire.send`. The abs-send-time is read once per call, not per listener: the mixer
+    calls this for at most `FANOUT_CHUNK` listeners at a time.
     """
     if payload is None:
         payload = bytes(packet)
     stamp = PacketStamp(cast(int, packet.pts), ntp_now())  # the mixer stamps every packet
+    table = fastpath.table()
     outgoing: list[tuple[RtpWire, bytes]] = []
     delivered: list[MixedAudioTrack] = []
+    slots: list[int] = []
+    slotted: list[MixedAudioTrack] = []
     for track in tracks:
         wire = track._wire
         if wire is None or track.readyState != "live":
             track.put(packet, arrival, payload)  # queued, or ended: its own rules
             continue
         track.queued += 1
+        if table is not None:
+            if wire.slot_left:
+                wire.slot_left -= 1
+                slots.append(wire._slot)
+                slotted.append(track)
+                continue
+            slot = wire.take_slot(table)
+            if slot >= 0:
+                slots.append(slot)
+                slotted.append(track)
+                continue
         datagram = wire.protect_next(payload, stamp)
         if datagram is None:
             track.dropped += 1
@@ -436,6 +562,15 @@ def fan_out(
         track.sent += 1
         delivered.append(track)
     _send_datagrams(outgoing)
+    if slots:
+        assert table is not None
+        outcomes = table.send(slots, payload, stamp.timestamp, stamp.ntp)
+        for track, outcome in zip(slotted, outcomes, strict=True):
+            if outcome == fastpath.SENT:
+                track.sent += 1
+                delivered.append(track)
+            else:
+                track.dropped += 1
     if arrival is not None:
         latency = time.monotonic() - arrival
         for track in delivered:

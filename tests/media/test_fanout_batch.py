@@ -3,6 +3,11 @@
 Each listener is an `RtpWire` on an asyncio datagram transport of its own (as aioice gives
 every peer) or on one shared socket (what `sendmmsg` batches); the far end unprotects with
 the matching SRTP session and reads the RTP header aiortc would.
+
+Two paths send: the native loop (`fastpath`, C, what the server uses when `scripts/setup`
+built it) and the Python one (without the library, or for a wire it cannot take). Tests of
+what a listener gets run on both (`either_path`); tests of the Python batching's own rules
+(`sendmmsg`, asyncio's transport) on the Python path (`python_path`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ from bench.fanout_micro import (
 from bench.fanout_micro import (
     listener_on as _listener_on,
 )
-from rooms.media import sendmmsg
+from rooms.media import fastpath, sendmmsg
 from rooms.media.codec import FRAME_SAMPLES
 from rooms.media.mixer import FANOUT_CHUNK, RoomMixer
-from rooms.media.outbound import MAX_SOCKET_BACKLOG, SENDER_REPORT_EVERY, fan_out
+from rooms.media.outbound import (
+    MAX_SOCKET_BACKLOG,
+    SENDER_REPORT_EVERY,
+    SLOT_CHECK_EVERY,
+    fan_out,
+)
 
 ORIGIN = 0xFFFF_F000  # close to the wrap, so the timestamp arithmetic is exercised
 
@@ -87,6 +97,24 @@ async def setup() -> AsyncIterator[Setup]:
         made.close()
 
 
+@pytest.fixture
+def python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fan-out as without the native library."""
+    monkeypatch.setattr(fastpath, "table", lambda: None)
+
+
+@pytest.fixture(params=["native", "python"])
+def either_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "python":
+        monkeypatch.setattr(fastpath, "table", lambda: None)
+    return str(request.param)
+
+
+def test_the_native_fan_out_is_built_here() -> None:
+    """scripts/setup builds it: the server's path is the one these tests run."""
+    assert fastpath.available()
+
+
 @pytest.fixture(scope="module")
 def packet() -> av.Packet:
     return opus_packet()
@@ -111,7 +139,9 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[
 
 
 @pytest.mark.asyncio
-async def test_every_listener_gets_its_own_srtp_stream_in_order(setup: Setup, packet) -> None:
+async def test_every_listener_gets_its_own_srtp_stream_in_order(
+    setup: Setup, packet, either_path
+) -> None:
     listeners = await setup.listeners_on_own_sockets(4)
     tracks = [listener.track for listener in listeners]
     for frame in (1, 2, 3, 5):  # frame 4 never made (a mixer that skipped ahead)
@@ -132,7 +162,7 @@ async def test_every_listener_gets_its_own_srtp_stream_in_order(setup: Setup, pa
 
 @pytest.mark.asyncio
 async def test_listeners_sharing_a_socket_go_out_in_one_sendmmsg(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, python_path
 ) -> None:
     calls = count_calls(monkeypatch, sendmmsg, "_sendmmsg")
     listeners = await setup.listeners_on_one_socket(7)
@@ -146,7 +176,7 @@ async def test_listeners_sharing_a_socket_go_out_in_one_sendmmsg(
 
 @pytest.mark.asyncio
 async def test_a_lone_datagram_is_written_to_its_socket_not_through_asyncio(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, either_path
 ) -> None:
     (listener,) = await setup.listeners_on_own_sockets(1)
     through_asyncio = count_calls(monkeypatch, listener.transport, "sendto")
@@ -157,7 +187,7 @@ async def test_a_lone_datagram_is_written_to_its_socket_not_through_asyncio(
 
 @pytest.mark.asyncio
 async def test_without_sendmmsg_each_datagram_goes_through_the_transport(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, python_path
 ) -> None:
     monkeypatch.setattr(sendmmsg, "_sendmmsg", None)
     listeners = await setup.listeners_on_one_socket(3)
@@ -170,7 +200,7 @@ async def test_without_sendmmsg_each_datagram_goes_through_the_transport(
 
 @pytest.mark.asyncio
 async def test_what_the_kernel_did_not_take_goes_through_the_transport_in_order(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, python_path
 ) -> None:
     """sendmmsg stopping early (a full send buffer) leaves the rest to asyncio, which
     queues them as it queues its own; none is lost or reordered."""
@@ -188,13 +218,16 @@ async def test_what_the_kernel_did_not_take_goes_through_the_transport_in_order(
 
 @pytest.mark.asyncio
 async def test_a_backed_up_socket_loses_the_packet_and_the_listener_sees_the_gap(
-    setup: Setup, packet, monkeypatch
+    setup: Setup, packet, monkeypatch, either_path
 ) -> None:
+    """Native, the wire notices at its next look (forced here) and sends in Python: the
+    sequence goes on across the two paths."""
     (listener,) = await setup.listeners_on_own_sockets(1)
     tracks = [listener.track]
     fan_out(tracks, at(packet, 1), None, bytes(packet))
     monkeypatch.setattr(listener.transport, "get_write_buffer_size", lambda: MAX_SOCKET_BACKLOG + 1)
     listener.wire._pair = None  # look the pair's transport up again (it changed here)
+    listener.wire.slot_left = 0
     fan_out(tracks, at(packet, 2), None, bytes(packet))
     assert (listener.track.dropped, listener.wire.dropped) == (1, 1)
     monkeypatch.setattr(listener.transport, "get_write_buffer_size", lambda: 0)
@@ -208,7 +241,7 @@ async def test_a_backed_up_socket_loses_the_packet_and_the_listener_sees_the_gap
 @pytest.mark.asyncio
 @pytest.mark.parametrize("shared", [False, True], ids=["own socket", "shared socket"])
 async def test_a_socket_asyncio_holds_packets_for_is_sent_to_behind_them(
-    setup: Setup, packet, monkeypatch, shared: bool
+    setup: Setup, packet, monkeypatch, shared: bool, either_path
 ) -> None:
     """Under the limit but not empty: through the transport, never past its queue."""
     if shared:
@@ -229,13 +262,16 @@ async def test_a_socket_asyncio_holds_packets_for_is_sent_to_behind_them(
 
 
 @pytest.mark.asyncio
-async def test_the_batch_keeps_the_counters_sender_reports_read(setup: Setup, packet) -> None:
-    listeners = await setup.listeners_on_one_socket(2)
+async def test_the_batch_keeps_the_counters_sender_reports_read(
+    setup: Setup, packet, either_path
+) -> None:
+    listeners = await setup.listeners_on_own_sockets(2)
     tracks = [listener.track for listener in listeners]
     frames = 2 * SENDER_REPORT_EVERY + 1
     for frame in range(1, frames + 1):
         fan_out(tracks, at(packet, frame), None, bytes(packet))
     for listener in listeners:
+        listener.wire.sync_report()  # what the RTCP loop does before each report
         ntp, rtp_timestamp, packets, octets = listener.wire._sender.sent()
         assert packets == frames  # recorded with the 1st, 11th, 21st packet
         assert octets == frames * len(bytes(packet))
@@ -245,7 +281,7 @@ async def test_the_batch_keeps_the_counters_sender_reports_read(setup: Setup, pa
 
 @pytest.mark.asyncio
 async def test_the_mixer_fans_out_a_chunk_of_listeners_per_sendmmsg(
-    setup: Setup, monkeypatch
+    setup: Setup, monkeypatch, python_path
 ) -> None:
     """The running server's path: `RoomMixer.tick` hands each chunk to `fan_out`."""
     calls = count_calls(monkeypatch, sendmmsg, "_sendmmsg")
@@ -270,7 +306,7 @@ async def test_the_mixer_fans_out_a_chunk_of_listeners_per_sendmmsg(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("closed", [False, True], ids=["closing", "closed"])
 async def test_a_closed_socket_loses_the_packet_and_the_others_still_hear(
-    setup: Setup, packet, closed: bool
+    setup: Setup, packet, closed: bool, either_path
 ) -> None:
     """asyncio's datagram transport raises on sendto once closed: the wire drops instead,
     and the listeners after it in the chunk are sent to."""
@@ -282,3 +318,95 @@ async def test_a_closed_socket_loses_the_packet_and_the_others_still_hear(
     assert (closing.track.dropped, closing.wire.dropped) == (1, 1)
     assert setup.received(closing) == []
     assert len(setup.received(open_one)) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_mixer_fans_out_a_chunk_of_listeners_per_native_call(
+    setup: Setup, monkeypatch
+) -> None:
+    """The running server's path with the library: one call into C per chunk."""
+    table = fastpath.table()
+    assert table is not None
+    calls = count_calls(monkeypatch, table, "send")
+    listeners = await setup.listeners_on_own_sockets(FANOUT_CHUNK + 3)
+    mixer = RoomMixer()
+    for i, listener in enumerate(listeners):
+        listener.wire._timestamp_origin = mixer.rtp_origin
+        mixer.add_participant(f"L{i}", listener.track)
+    mixer.tick()
+    mixer.tick()
+    packets = listeners[0].track.sent
+    assert packets >= 1
+    assert [len(call[0]) for call in calls] == [FANOUT_CHUNK, 3] * packets
+    for listener in listeners:
+        got = setup.received(listener)
+        assert len(got) == listener.track.sent == listener.wire.sent
+        assert got[-1].timestamp == (mixer.rtp_origin + 2 * FRAME_SAMPLES) & 0xFFFFFFFF
+
+
+@pytest.mark.asyncio
+async def test_a_wire_moves_between_the_native_and_python_paths_without_a_gap(
+    setup: Setup, packet
+) -> None:
+    (listener,) = await setup.listeners_on_own_sockets(1)
+    fan_out([listener.track], at(packet, 1), None, bytes(packet))  # native
+    assert listener.wire._slot >= 0
+    assert listener.wire.send(bytes(packet), 2 * FRAME_SAMPLES)  # one listener: Python
+    assert listener.wire._slot < 0
+    fan_out([listener.track], at(packet, 3), None, bytes(packet))  # native again
+    got = setup.received(listener)
+    assert [(p.sequence_number - got[0].sequence_number) & 0xFFFF for p in got] == [0, 1, 2]
+    assert [p.timestamp for p in got] == [
+        (ORIGIN + f * FRAME_SAMPLES) & 0xFFFFFFFF for f in (1, 2, 3)
+    ]
+    assert listener.wire.sent == 3
+
+
+@pytest.mark.asyncio
+async def test_a_socket_closed_under_a_slot_never_sends_on_another_socket(
+    setup: Setup, packet
+) -> None:
+    """The slot sends from its own duplicate of the descriptor: after the transport closes
+    (and its number may be reused) packets go nowhere new, and at the wire's next look the
+    slot is released and the packet dropped."""
+    closing, other = await setup.listeners_on_own_sockets(2)
+    tracks = [closing.track, other.track]
+    fan_out(tracks, at(packet, 1), None, bytes(packet))
+    table = fastpath.table()
+    assert table is not None
+    armed = table.armed
+    closing.transport.close()
+    await asyncio.sleep(0)  # asyncio closes the socket on the next iteration
+    for frame in range(2, 2 + SLOT_CHECK_EVERY + 1):
+        fan_out(tracks, at(packet, frame), None, bytes(packet))
+    assert closing.wire._slot < 0 and table.armed == armed - 1
+    assert closing.track.dropped >= 1
+    assert len(setup.received(other)) == SLOT_CHECK_EVERY + 2
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_track_gives_its_slot_and_descriptor_back(setup: Setup, packet) -> None:
+    import os
+
+    listeners = await setup.listeners_on_own_sockets(3)
+    before = len(os.listdir("/proc/self/fd"))
+    fan_out([listener.track for listener in listeners], at(packet, 1), None, bytes(packet))
+    assert len(os.listdir("/proc/self/fd")) == before + 3
+    for listener in listeners:
+        listener.track.stop()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert all(listener.wire._slot < 0 for listener in listeners)
+
+
+@pytest.mark.asyncio
+async def test_a_packet_too_big_for_the_native_buffer_is_lost_with_its_gap(
+    setup: Setup, packet
+) -> None:
+    (listener,) = await setup.listeners_on_own_sockets(1)
+    tracks = [listener.track]
+    fan_out(tracks, at(packet, 1), None, bytes(packet))
+    fan_out(tracks, at(packet, 2), None, bytes(3000))  # no UDP datagram is that big here
+    fan_out(tracks, at(packet, 3), None, bytes(packet))
+    assert (listener.track.sent, listener.track.dropped, listener.wire.dropped) == (2, 1, 1)
+    got = setup.received(listener)
+    assert [(p.sequence_number - got[0].sequence_number) & 0xFFFF for p in got] == [0, 2]
