@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCIceServer
 
+from .errors import MediaError
 from .feeds import Address
 from .mixer import RoomMixer
 from .peer import MediaPeer, validate_offer
@@ -46,6 +47,9 @@ class RoomMedia:
     local_mutes: dict[str, frozenset[str]] = field(default_factory=dict)
     release_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     player: MediaPlayer | None = None
+    # Offers being answered: their peers are not in `peers` yet, and the room must not be
+    # dropped as idle under them (a worker's beat checks every half second).
+    answering: int = 0
 
 
 class MediaHub:
@@ -99,14 +103,19 @@ class MediaHub:
             connect_timeout=self._connect_timeout,
             on_closed=lambda closed: self._forget(room, closed),
         )
+        media.answering += 1
         try:
             answer = await peer.accept_offer(sdp)
+            if self._rooms.get(room) is not media:  # the room closed while we answered
+                raise MediaError("closed", "the room's media closed meanwhile")
         except Exception:
             # The participant keeps the connection they had: the new peer took over
             # nothing (its track joins the mixer only once it has an answer).
+            media.answering -= 1
             await peer.close()
             self._drop_room_if_idle(room)
             raise
+        media.answering -= 1
         old = media.peers.get(user_id)
         media.peers[user_id] = peer
         if old is not None:
@@ -377,7 +386,7 @@ class MediaHub:
 
     def _drop_room_if_idle(self, room: Hashable) -> None:
         media = self._rooms.get(room)
-        if media is None or media.peers or media.player is not None:
+        if media is None or media.peers or media.answering or media.player is not None:
             return
         if isinstance(media.mixer, RoomMixer) and media.mixer.feeds:
             return  # a relay's listeners hear it

@@ -14,6 +14,7 @@ from media_helpers import A_TONE, C_TONE, TONES, X_TONE, join, wait_until
 
 from bench.bot import Bot
 from rooms.media import MediaHub
+from rooms.media.errors import MediaError
 from rooms.media.feeds import FEED_TTL, FeedSender, feed_packet, parse_feed_packet
 from rooms.media.relay import FeedReceiver, RelayRoom
 
@@ -122,6 +123,63 @@ async def test_a_relay_listeners_local_mute_picks_another_feed_without_a_gap(tie
     await wait_until(lambda: mixer is not None and len(mixer.feeds or ()) == 1, 5)
     # Moving between feeds cost B no packet: it moved with the new feed's first one.
     assert (await b.receive_stats()).packets_lost == before
+
+
+@pytest.mark.asyncio
+async def test_a_room_is_not_dropped_as_idle_while_its_first_offer_is_answered(tier: Tier) -> None:
+    """A worker drops its idle rooms on every beat; an offer being answered (ICE gathering
+    takes a while) has no peer in the room yet, and its room must stay: dropped, the new
+    peer's track would sit in a stopped room, connected and never fed."""
+    relay = tier.relays[0]
+    await tier.join(tier.mixer, "A", A_TONE)
+    tier.mixer.set_audible(ROOM, {"A"})
+    beats_while_answering = 0
+
+    async def beat() -> None:  # the node's beat (every half second there), on every turn
+        nonlocal beats_while_answering
+        while True:
+            media = relay._rooms.get(ROOM)
+            if media is not None and not media.peers:
+                beats_while_answering += 1
+            relay.drop_idle_rooms()
+            await asyncio.sleep(0)  # every turn of the loop
+
+    beating = asyncio.create_task(beat())
+    try:
+        b = await tier.join(relay, "B", None)
+    finally:
+        beating.cancel()
+    assert beats_while_answering > 0  # the beat did come while B's offer was answered
+    await wait_until(lambda: b.hears(TONES) == {A_TONE}, 15)
+    room = relay.relay_room(ROOM)
+    assert room is not None and room.participants == ["B"]
+
+
+@pytest.mark.asyncio
+async def test_an_offer_answered_while_its_room_closes_is_refused_and_leaves_nothing(
+    tier: Tier,
+) -> None:
+    relay = tier.relays[0]
+    closed = asyncio.Event()
+
+    async def close_while_answering() -> None:
+        while not closed.is_set():
+            media = relay._rooms.get(ROOM)
+            if media is not None and media.answering:
+                await relay.close_room(ROOM)  # the room ended meanwhile
+                closed.set()
+            await asyncio.sleep(0)
+
+    closing = asyncio.create_task(close_while_answering())
+    bot = Bot("B", None)
+    tier.bots.append(bot)
+    try:
+        with pytest.raises(MediaError) as refused:
+            await relay.offer(ROOM, "B", await bot.create_offer())
+    finally:
+        closing.cancel()
+    assert closed.is_set() and refused.value.code == "closed"
+    assert relay.relay_room(ROOM) is None and relay.peer(ROOM, "B") is None
 
 
 @pytest.mark.asyncio
