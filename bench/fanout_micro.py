@@ -13,8 +13,11 @@ listener, in the mixer's chunks of `FANOUT_CHUNK`:
 
 - `old`: `MixedAudioTrack.put` per listener, on the wire as it was (`LegacyWire.send`:
   patch, protect, asyncio's `sendto`);
-- `new`: `outbound.fan_out` per chunk (protect each, then send socket by socket);
-- `new-no-mmsg` (with `--paths`): `fan_out` as on a libc without `sendmmsg`;
+- `new`: `outbound.fan_out` per chunk: with the native library built (`scripts/setup`),
+  one call into C per chunk (`fastpath.py`: patch, protect in place, send);
+- `python` (with `--paths`): `fan_out` without the native library (`LIVEAUDIO_FASTPATH=0`,
+  no compiler): each wire protects in Python, then the datagrams go socket by socket;
+- `new-no-mmsg` (with `--paths`): that Python path as on a libc without `sendmmsg`;
 
 each in two socket layouts: `own` (every listener its own socket, as aioice sets peers up
 today: `new` then sends one datagram per socket) and `shared` (all listeners on one socket,
@@ -45,7 +48,7 @@ from aiortc import (
 from aiortc.rtcdtlstransport import State as DtlsState
 from pylibsrtp import Policy, Session
 
-from rooms.media import sendmmsg
+from rooms.media import fastpath, sendmmsg
 from rooms.media.codec import FRAME_SAMPLES, new_opus_encoder, pcm_frame
 from rooms.media.mixer import FANOUT_CHUNK
 from rooms.media.outbound import (
@@ -206,19 +209,20 @@ def opus_packet() -> av.Packet:
 
 class LegacyWire(RtpWire):
     """`RtpWire.send` as it was before `fan_out` (commit 8b24a4b), verbatim but for names
-    bound here, so `old` measures the code the server ran, not today's single-packet path."""
+    bound here (and its counters, private since the native path), so `old` measures the
+    code the server ran, not today's single-packet path."""
 
     def send(self, payload: bytes, timestamp: int) -> bool:
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
-            self.dropped += 1
+            self._dropped += 1
             return False
         pair = dtls.transport._connection._nominated.get(1)
         if pair is not self._pair:
             self._use_pair(pair)
         transport, backlog = self._transport, self._backlog
         if transport is None or (backlog is not None and backlog() > MAX_SOCKET_BACKLOG):
-            self.dropped += 1
+            self._dropped += 1
             return False
         ntp = ntp_now()
         header = self._header
@@ -235,9 +239,9 @@ class LegacyWire(RtpWire):
         if self._srtp is None:
             self._srtp = dtls._tx_srtp
         transport.sendto(self._srtp.protect(bytes(header) + payload), self._address)
-        self.sent += 1
+        self._sent += 1
         self._octets += len(payload)
-        if self.sent % SENDER_REPORT_EVERY == 1:
+        if self._sent % SENDER_REPORT_EVERY == 1:
             self._report_to_sender(ntp, timestamp)
         return True
 
@@ -260,13 +264,25 @@ def send_new(
     fan_out(tracks, packet, arrival, payload)
 
 
+def send_python(
+    tracks: Sequence[MixedAudioTrack], packet: av.Packet, arrival: float, payload: bytes
+) -> None:
+    """`fan_out` without the native library: every wire takes the Python path."""
+    real, fastpath._native = fastpath._native, None
+    try:
+        fan_out(tracks, packet, arrival, payload)
+    finally:
+        fastpath._native = real
+
+
 def send_new_without_sendmmsg(
     tracks: Sequence[MixedAudioTrack], packet: av.Packet, arrival: float, payload: bytes
 ) -> None:
-    """`fan_out` as on a libc without sendmmsg: a shared socket's datagrams go one by one."""
+    """The Python path as on a libc without sendmmsg: a shared socket's datagrams go one
+    by one."""
     real, sendmmsg._sendmmsg = sendmmsg._sendmmsg, None
     try:
-        fan_out(tracks, packet, arrival, payload)
+        send_python(tracks, packet, arrival, payload)
     finally:
         sendmmsg._sendmmsg = real
 
@@ -274,6 +290,7 @@ def send_new_without_sendmmsg(
 PATHS: dict[str, Sender] = {
     "old": send_old,
     "new": send_new,
+    "python": send_python,
     "new-no-mmsg": send_new_without_sendmmsg,
 }
 
@@ -371,12 +388,14 @@ def main() -> None:
     parser.add_argument("--listeners", default="100,1000,2000", help="comma-separated counts")
     parser.add_argument("--ticks", type=int, default=50, help="20 ms ticks timed per run")
     parser.add_argument("--layouts", default="own,shared", help="own, shared or both")
-    parser.add_argument("--paths", default="old,new", help="old, new or both")
+    parser.add_argument("--paths", default="old,new", help=f"any of {', '.join(PATHS)}")
     parser.add_argument("--repeat", type=int, default=1, help="old/new pairs per setting")
     args = parser.parse_args()
     counts = [int(c) for c in args.listeners.split(",")]
     layouts, paths = args.layouts.split(","), args.paths.split(",")
+    native = "built" if fastpath.available() else "not built (or LIVEAUDIO_FASTPATH=0)"
     print(f"affinity: CPUs {sorted(os.sched_getaffinity(0))}; {args.ticks} ticks per run")
+    print(f"native fan-out: {native}")
     asyncio.run(run(counts, args.ticks, layouts, paths, args.repeat))
 
 
